@@ -1,0 +1,1 @@
+"""Reading bilinear layers from their weights: tensors, interaction matrices, eigendecompositions."""

@@ -1,0 +1,1 @@
+"""Data: Fashion-MNIST (IDX files), sklearn digits, and the synthetic text corpus."""

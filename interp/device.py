@@ -1,0 +1,26 @@
+"""Device and dtype parsing shared by the CLI and the app. CPU by default; nothing assumes a GPU."""
+
+from __future__ import annotations
+
+import torch
+
+from interp.errors import InterpError
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(name: str | None) -> torch.device:
+    name = name or "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InterpError(f"device {name!r} asked for, but no CUDA device is available here; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise InterpError(f"unknown device {name!r}; use cpu or cuda[:N]") from None
+
+
+def resolve_dtype(name: str | None) -> torch.dtype:
+    name = name or "float32"
+    if name not in DTYPES:
+        raise InterpError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPES)}")
+    return DTYPES[name]

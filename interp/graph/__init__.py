@@ -1,0 +1,1 @@
+"""Linear computation graphs: replacement model, attribution, pruning, interventions, export."""

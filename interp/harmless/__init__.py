@@ -1,0 +1,1 @@
+"""Harmless-perturbation subspaces for linear, ReLU, conv and bilinear layers."""

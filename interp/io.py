@@ -1,0 +1,124 @@
+"""Safe file I/O: atomic writes and safetensors checkpoints (never pickle).
+
+A checkpoint is a folder with `model.safetensors`, `config.json` (which always holds a `"kind"`
+naming what the folder is, e.g. "classifier", "lm", "dictionaries") and `metrics.json`.
+Every write goes to a temporary file in the same folder and is then renamed over the target,
+so a crash or a bad input never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from interp.errors import InterpError
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+METRICS = "metrics.json"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | Path, what: str = "JSON file") -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise InterpError(f"{what} not found: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InterpError(f"{what} {path} is not valid JSON ({e.msg if hasattr(e, 'msg') else e}); regenerate it") from None
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Save tensors with safetensors, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise InterpError(f"weights file not found: {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise InterpError(f"weights file {path} is corrupt or not safetensors ({e}); retrain or restore it") from None
+
+
+def save_checkpoint(folder: str | Path, state: dict[str, torch.Tensor], config: dict[str, Any], metrics: dict[str, Any] | None = None) -> Path:
+    """Write weights, config and metrics into `folder` (each file atomically)."""
+    if "kind" not in config:
+        raise ValueError("checkpoint config needs a 'kind'")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_tensors(folder / WEIGHTS, state)
+    write_json(folder / CONFIG, config)
+    if metrics is not None:
+        write_json(folder / METRICS, metrics)
+    return folder
+
+
+def read_checkpoint_config(folder: str | Path) -> dict[str, Any]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InterpError(f"checkpoint folder not found: {folder}")
+    config = read_json(folder / CONFIG, what="checkpoint config")
+    if not isinstance(config, dict) or "kind" not in config:
+        raise InterpError(f"{folder / CONFIG} has no 'kind': not an interp checkpoint")
+    return config
+
+
+def load_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """Return (state_dict, config, metrics) of a checkpoint folder; metrics may be empty."""
+    folder = Path(folder)
+    config = read_checkpoint_config(folder)
+    state = load_tensors(folder / WEIGHTS)
+    metrics_path = folder / METRICS
+    metrics = read_json(metrics_path, what="metrics file") if metrics_path.exists() else {}
+    return state, config, metrics
+
+
+def git_commit() -> str | None:
+    """The current git commit of the project, for provenance in metrics.json (None outside git)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None

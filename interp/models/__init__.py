@@ -1,0 +1,1 @@
+"""Models: the bilinear layer, image classifiers, and the TransformerLens LM factory."""

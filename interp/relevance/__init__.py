@@ -1,0 +1,1 @@
+"""Deep Taylor decomposition: rules, a layer-to-rule map, and evaluation."""

@@ -1,0 +1,1 @@
+"""Training loops: image classifiers, language models, transcoders and attention SAEs."""
