@@ -1,0 +1,1 @@
+"""Plotly figures shared by the app and the CLI, one module per area (bilinear, graph, relevance, harmless, lm)."""
