@@ -1,0 +1,62 @@
+"""`interp eigen DIR`: read a bilinear classifier from its weights (spectra, truncation, masks)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from interp.bilinear.analysis import TRUNCATION_KS, class_eigen, eigen_report
+from interp.bilinear.core import classifier_weights
+from interp.data.images import load_image_dataset
+from interp.device import resolve_dtype
+from interp.errors import InterpError
+from interp.models.checkpoints import load_classifier
+
+
+def eigen_command(args: argparse.Namespace) -> dict[str, Any]:
+    dtype = resolve_dtype(args.dtype)
+    if dtype not in (torch.float32, torch.float64):
+        raise InterpError("eigendecompositions need --dtype float32 or float64")
+    model, config, _ = load_classifier(args.path, expect_arch="bilinear")
+    dataset = load_image_dataset(config.get("dataset", ""), args.data_dir)
+    if model.d_in != dataset.test.images[0].numel():
+        raise InterpError(f"{args.path} expects inputs of size {model.d_in}, but {dataset.name} images have "
+                          f"{dataset.test.images[0].numel()} pixels")
+    if args.html is not None and args.html.suffix.lower() not in (".html", ".htm"):
+        raise InterpError(f"--out-html must name an .html file, got {args.html}")
+    report = eigen_report(model.to(dtype), dataset.test.images.to(dtype), dataset.test.labels, dataset.class_names,
+                          ks=TRUNCATION_KS, n_values=args.top, direction=args.direction, with_hosvd=args.hosvd,
+                          mask_target=args.mask, mask_vectors=args.mask_vectors, mask_norm=args.mask_norm, dtype=dtype)
+    result = report.to_dict()
+    if args.html is not None:
+        from interp.viz.bilinear import report_figures, write_html
+
+        weights = classifier_weights(model).to(dtype)
+        eig = class_eigen(weights)
+        vectors = {f"{c}: {dataset.class_names[c]}": (eig.eigenvectors[c, :args.vectors].tolist(),
+                                                      eig.eigenvalues[c, :args.vectors].tolist())
+                   for c in range(weights.d_out)}
+        write_html(args.html, report_figures(result, dataset.image_shape, vectors), title=f"interp eigen {args.path}")
+        result["html"] = str(args.html)
+    return result
+
+
+def register(cli) -> None:
+    p = cli.add_command("eigen", eigen_command,
+                        help="eigendecompose a bilinear classifier's interaction matrices: spectra, truncation, masks")
+    p.add_argument("path", type=Path, help="checkpoint folder of a bilinear classifier")
+    p.add_argument("--direction", default=None,
+                   help="also decompose one output direction: a class index or name, a difference like 3-5, "
+                        "or comma-separated numbers (one per class)")
+    p.add_argument("--top", type=int, default=20, help="eigenvalues per class to print (default 20)")
+    p.add_argument("--hosvd", action="store_true", help="also the HOSVD of the whole tensor (no direction)")
+    p.add_argument("--mask", default=None, metavar="CLASS",
+                   help="also build an adversarial mask towards CLASS from its top positive eigenvectors")
+    p.add_argument("--mask-vectors", type=int, default=3, help="positive eigenvectors in the mask (default 3)")
+    p.add_argument("--mask-norm", type=float, default=3.0, help="L2 norm of the mask in pixel units (default 3)")
+    p.add_argument("--out-html", dest="html", type=Path, default=None, help="write every figure into this HTML file")
+    p.add_argument("--vectors", type=int, default=8, help="eigenvector images per class in the HTML (default 8)")
+    p.add_argument("--data-dir", type=Path, default=None, help="folder with the Fashion-MNIST .gz files")

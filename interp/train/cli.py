@@ -1,0 +1,105 @@
+"""`interp train classifier` and the evaluator for classifier checkpoints.
+
+Language-model training commands live in `interp/train/lm_cli.py` (registered from here when it exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from interp.data.images import DATASETS, load_image_dataset
+from interp.device import resolve_device
+from interp.errors import InterpError
+from interp.models.checkpoints import load_classifier
+from interp.models.bilinear import count_parameters
+from interp.train.classifier import ARCHS, TrainOptions, accuracy, train_and_save
+
+DEFAULTS = TrainOptions()
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def train_classifier_command(args: argparse.Namespace) -> dict[str, Any]:
+    options = TrainOptions(dataset=args.dataset, arch=args.arch, epochs=args.epochs, hidden=args.hidden,
+                           embed=args.embed or None, bias=args.bias, noise=args.noise, wd=args.wd, lr=args.lr,
+                           batch_size=args.batch_size, seed=args.seed, warmup_frac=args.warmup)
+    torch.set_num_threads(min(args.threads, torch.get_num_threads()))
+    command = _canonical_command(args)
+    metrics = train_and_save(args.out, options, data_dir=args.data_dir, quiet=args.quiet, command=command,
+                             force=args.force, device=resolve_device(args.device))
+    return {"out": str(args.out), **{k: metrics[k] for k in ("test_accuracy", "train_accuracy", "n_params",
+                                                             "train_seconds", "arch", "dataset")}}
+
+
+def _canonical_command(args: argparse.Namespace) -> str:
+    """The full command with every option spelled out, so that metrics.json says exactly how to remake it."""
+    parts = ["interp", "train", "classifier", "--dataset", args.dataset, "--arch", args.arch, "--out", str(args.out),
+             "--epochs", str(args.epochs), "--hidden", str(args.hidden), "--embed", str(args.embed),
+             "--noise", str(args.noise), "--wd", str(args.wd), "--lr", str(args.lr), "--warmup", str(args.warmup),
+             "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+    if args.bias:
+        parts.append("--bias")
+    if args.data_dir is not None:
+        parts += ["--data-dir", str(args.data_dir)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def evaluate_classifier(path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Recompute the test accuracy of a classifier checkpoint from its weights."""
+    model, config, metrics = load_classifier(path)
+    dataset = load_image_dataset(config.get("dataset", ""), getattr(args, "data_dir", None))
+    d_in = dataset.test.images[0].numel()
+    if model.d_in != d_in:
+        raise InterpError(f"{path} expects inputs of size {model.d_in} but {dataset.name} images have {d_in} pixels")
+    return {"test_accuracy": accuracy(model, dataset.test), "n_params": count_parameters(model),
+            "arch": model.arch, "dataset": dataset.name, "n_test": len(dataset.test),
+            "recorded_test_accuracy": metrics.get("test_accuracy")}
+
+
+def register(cli) -> None:
+    p = cli.add_train("classifier", train_classifier_command,
+                      help="train an image classifier (bilinear, or the equal-parameter ReLU baseline)")
+    p.add_argument("--dataset", choices=DATASETS, default=DEFAULTS.dataset)
+    p.add_argument("--arch", choices=ARCHS, default=DEFAULTS.arch)
+    p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
+    p.add_argument("--epochs", type=_positive_int, default=DEFAULTS.epochs)
+    p.add_argument("--hidden", type=_positive_int, default=DEFAULTS.hidden, help="bilinear hidden width")
+    p.add_argument("--embed", type=int, default=0, help="linear embedding width before the bilinear layer (0: none)")
+    p.add_argument("--bias", action="store_true", help="bilinear layer reads [x, 1] (bias by augmentation)")
+    p.add_argument("--noise", type=_non_negative_float, default=DEFAULTS.noise, help="std of Gaussian input noise")
+    p.add_argument("--wd", type=_non_negative_float, default=DEFAULTS.wd, help="AdamW weight decay")
+    p.add_argument("--lr", type=float, default=DEFAULTS.lr)
+    p.add_argument("--warmup", type=_non_negative_float, default=DEFAULTS.warmup_frac,
+                   help="fraction of steps of linear warm-up before the cosine decay")
+    p.add_argument("--batch-size", type=_positive_int, default=DEFAULTS.batch_size)
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--data-dir", type=Path, default=None, help="folder with the Fashion-MNIST .gz files")
+    p.add_argument("--force", action="store_true", help="replace an existing checkpoint folder")
+    cli.add_evaluator("classifier", evaluate_classifier)
+
+    try:
+        lm_cli = importlib.import_module("interp.train.lm_cli")
+    except ModuleNotFoundError as e:
+        if e.name != "interp.train.lm_cli":
+            raise
+    else:
+        lm_cli.register(cli)

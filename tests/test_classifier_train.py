@@ -1,0 +1,182 @@
+"""Training image classifiers on sklearn digits, the `train classifier`/`evaluate`/`eigen` commands, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import interp.data.images as images_module
+from interp.bilinear.analysis import class_eigen, truncation_accuracy
+from interp.bilinear.core import classifier_weights
+from interp.cli import main
+from interp.data.images import load_digits
+from interp.io import save_tensors
+from interp.models.bilinear import count_parameters
+from interp.models.checkpoints import load_classifier
+
+TRAIN = ["train", "classifier", "--dataset", "digits", "--epochs", "15", "--hidden", "48", "--lr", "0.005",
+         "--batch-size", "64", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A bilinear and a ReLU digits classifier, trained through the CLI once for this module."""
+    root = tmp_path_factory.mktemp("classifiers")
+    for arch in ("bilinear", "relu"):
+        assert main(TRAIN + ["--arch", arch, "--out", str(root / arch), "--json"]) == 0
+    return root
+
+
+def test_training_writes_a_complete_checkpoint(trained):
+    folder = trained / "bilinear"
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "metrics.json", "model.safetensors"]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.85  # a 48-unit bilinear layer learns digits well
+    assert metrics["command"].startswith("interp train classifier --dataset digits --arch bilinear")
+    assert metrics["n_params"] > 0 and metrics["train_seconds"] > 0
+    assert "git_commit" in metrics
+    # no temporary folders left beside it
+    assert not [p for p in trained.iterdir() if p.name.startswith(".")]
+
+
+def test_relu_baseline_has_the_same_parameter_count(trained):
+    bilinear, _, _ = load_classifier(trained / "bilinear")
+    relu, _, relu_metrics = load_classifier(trained / "relu")
+    assert relu.arch == "relu"
+    n_b, n_r = count_parameters(bilinear), count_parameters(relu)
+    assert abs(n_b - n_r) <= 64 + 10 + 1  # one hidden unit's worth
+    assert relu_metrics["test_accuracy"] >= 0.8
+
+
+def test_evaluate_recomputes_accuracy(trained, run_cli):
+    code, out, err = run_cli("evaluate", trained / "bilinear", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    recorded = json.loads((trained / "bilinear" / "metrics.json").read_text())["test_accuracy"]
+    assert result["test_accuracy"] == pytest.approx(recorded, abs=1e-9)
+
+
+def test_same_seed_gives_the_same_checkpoint(tmp_path):
+    args = ["train", "classifier", "--dataset", "digits", "--epochs", "2", "--hidden", "16", "--quiet", "--seed", "7"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0
+    assert main(args[:-1] + ["8", "--out", str(tmp_path / "c")]) == 0
+    a, b, c = ((tmp_path / x / "model.safetensors").read_bytes() for x in "abc")
+    assert a == b and a != c
+
+
+def test_eigen_command(trained, run_cli, tmp_path):
+    html = tmp_path / "fig.html"
+    code, out, err = run_cli("eigen", trained / "bilinear", "--json", "--direction", "3-5", "--mask", "3",
+                             "--hosvd", "--out-html", html)
+    assert code == 0, err
+    report = json.loads(out)
+    assert set(report["truncation"]) == {"1", "2", "5", "10", "20", "50"}
+    assert len(report["classes"]) == 10
+    for c in report["classes"]:
+        assert len(c["top_eigenvalues"]) == 20
+        assert 1.0 <= c["effective_rank"] <= 64
+        magnitudes = [abs(v) for v in c["top_eigenvalues"]]
+        assert magnitudes == sorted(magnitudes, reverse=True)
+    # k = 50 of 64 dimensions: the small tail barely matters; the full model is the reference
+    assert report["truncation"]["50"] == pytest.approx(report["full_accuracy"], abs=0.01)
+    assert report["direction"]["label"] == "3-5"
+    mask = report["mask"]
+    # the eigenvector mask costs far more accuracy than the same values in a random order
+    assert mask["masked_accuracy"] < mask["permuted_accuracy"] - 0.1
+    assert mask["masked_to_target"] > mask["permuted_to_target"]
+    assert html.is_file() and "plotly" in html.read_text()[:100000]
+
+
+def test_truncation_at_full_rank_reproduces_the_model(trained):
+    model, _, _ = load_classifier(trained / "bilinear")
+    data = load_digits()
+    weights = classifier_weights(model)
+    eig = class_eigen(weights)
+    x = weights.augment(data.test.flat)
+    acc = truncation_accuracy(eig, x, data.test.labels, ks=(64,))["64"]
+    full = (model(data.test.images).argmax(-1) == data.test.labels).float().mean().item()
+    assert acc == pytest.approx(full, abs=1e-6)
+
+
+# ---- bad input: one line on stderr, exit 2, nothing written ----
+
+def _one_line_error(code, out, err):
+    assert code == 2
+    lines = [l for l in err.strip().splitlines() if l]
+    assert len(lines) == 1 and lines[0].startswith("interp: error:"), err
+    assert "Traceback" not in err
+
+
+def test_missing_dataset(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(images_module, "DEBIAN_DIR", tmp_path / "no-debian")
+    monkeypatch.delenv("INTERP_DATA_DIR", raising=False)
+    code, out, err = run_cli("train", "classifier", "--dataset", "fashion-mnist", "--out", tmp_path / "m",
+                             "--data-dir", tmp_path / "nothing-here")
+    _one_line_error(code, out, err)
+    assert "nothing-here" in err and "no-debian" in err and "apt-get install dataset-fashion-mnist" in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_refuses_to_overwrite(trained, run_cli):
+    before = (trained / "relu" / "model.safetensors").read_bytes()
+    code, out, err = run_cli(*TRAIN, "--arch", "relu", "--out", trained / "relu", "--epochs", "1")
+    _one_line_error(code, out, err)
+    assert "--force" in err
+    assert (trained / "relu" / "model.safetensors").read_bytes() == before
+
+
+def test_force_replaces_atomically(tmp_path, run_cli):
+    out_dir = tmp_path / "m"
+    args = ["train", "classifier", "--dataset", "digits", "--epochs", "1", "--hidden", "8", "--quiet", "--out", out_dir]
+    assert run_cli(*args)[0] == 0
+    assert run_cli(*args, "--seed", "3", "--force")[0] == 0
+    assert json.loads((out_dir / "metrics.json").read_text())["options"]["seed"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_eigen_on_a_relu_checkpoint(trained, run_cli):
+    _one_line_error(*run_cli("eigen", trained / "relu", "--json"))
+
+
+def test_bad_direction(trained, run_cli):
+    code, out, err = run_cli("eigen", trained / "bilinear", "--direction", "Hat")
+    _one_line_error(code, out, err)
+    assert "Hat" in err and out == ""
+
+
+def test_missing_checkpoint(run_cli, tmp_path):
+    _one_line_error(*run_cli("evaluate", tmp_path / "absent", "--json"))
+    _one_line_error(*run_cli("eigen", tmp_path / "absent", "--json"))
+
+
+def test_corrupt_checkpoint(trained, run_cli, tmp_path):
+    bad = tmp_path / "corrupt"
+    bad.mkdir()
+    for name in ("config.json", "metrics.json"):
+        (bad / name).write_bytes((trained / "bilinear" / name).read_bytes())
+    (bad / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    _one_line_error(*run_cli("evaluate", bad, "--json"))
+    _one_line_error(*run_cli("eigen", bad, "--json"))
+
+
+def test_mismatched_checkpoint(trained, run_cli, tmp_path):
+    bad = tmp_path / "mismatch"
+    bad.mkdir()
+    config = json.loads((trained / "bilinear" / "config.json").read_text())
+    config["model"]["d_hidden"] = 99
+    (bad / "config.json").write_text(json.dumps(config))
+    (bad / "model.safetensors").write_bytes((trained / "bilinear" / "model.safetensors").read_bytes())
+    code, out, err = run_cli("eigen", bad, "--json")
+    _one_line_error(code, out, err)
+    assert "do not match" in err
+    # weights of the right names but wrong shapes
+    other = tmp_path / "shapes"
+    other.mkdir()
+    (other / "config.json").write_text((trained / "bilinear" / "config.json").read_text())
+    save_tensors(other / "model.safetensors", {"bilinear.W": torch.zeros(3, 3), "bilinear.V": torch.zeros(3, 3),
+                                              "head.weight": torch.zeros(10, 3)})
+    _one_line_error(*run_cli("evaluate", other, "--json"))
