@@ -1,0 +1,81 @@
+"""Models: every checkpoint under the checkpoint roots, with its config and metrics."""
+
+import json
+
+import plotly.graph_objects as go
+import streamlit as st
+
+import ui
+from interp import catalog
+
+ui.setup("Models", icon=":material/inventory_2:")
+roots = ui.roots()
+
+
+# Listing is a directory walk and a few small JSON reads: fast enough to redo on every run, and
+# never stale after a new checkpoint is written.
+rows = [{"name": c.name, "kind": c.kind, "arch": c.arch, "path": str(c.path), "size_MB": round(c.size_bytes / 1e6, 2),
+         "config": c.config, "metrics": c.metrics} for c in catalog.list_checkpoints(roots)]
+if not rows:
+    st.warning("No checkpoint folder (a folder with a config.json holding a \"kind\") under "
+               + ", ".join(str(r) for r in roots.checkpoints))
+    st.stop()
+
+# One row per checkpoint with its headline metrics side by side.
+HEADLINE = ("test_accuracy", "n_params", "train_seconds", "ce_loss_recovered_all")
+table = []
+for r in rows:
+    flat = catalog.flatten(r["metrics"])
+    row = {"name": r["name"], "kind": r["kind"], "arch": r["arch"] or "", "size (MB)": r["size_MB"]}
+    for key in HEADLINE:
+        if key in flat:
+            row[key] = flat[key]
+    for key, value in flat.items():
+        if key.startswith("tasks.") and isinstance(value, (int, float)):
+            row[key.removeprefix("tasks.")] = value
+    table.append(row)
+st.dataframe(table, hide_index=True, width="stretch")
+
+# Accuracy of every classifier, and task metrics of every LM, as bars.
+classifiers = [r for r in rows if isinstance(r["metrics"].get("test_accuracy"), (int, float))]
+if classifiers:
+    fig = go.Figure(go.Bar(x=[r["name"] for r in classifiers], y=[r["metrics"]["test_accuracy"] for r in classifiers],
+                           text=[f"{r['metrics']['test_accuracy']:.3f}" for r in classifiers], textposition="outside",
+                           marker_color="#4C78A8"))
+    fig.update_layout(title="Test accuracy of the image classifiers", yaxis_range=[0, 1.05], height=320,
+                      margin=dict(l=40, r=20, t=50, b=40))
+    st.plotly_chart(fig, key="accuracy_chart")
+
+lms = [r for r in rows if isinstance(r["metrics"].get("tasks"), dict)]
+if lms:
+    fig = go.Figure()
+    for r in lms:
+        tasks = r["metrics"]["tasks"]
+        names = [t for t, v in tasks.items() if isinstance(v, dict) and isinstance(v.get("accuracy"), (int, float))]
+        fig.add_trace(go.Bar(name=r["name"], x=names, y=[tasks[t]["accuracy"] for t in names]))
+    fig.update_layout(title="Held-out task accuracy of the language models", barmode="group", yaxis_range=[0, 1.05],
+                      height=320, margin=dict(l=40, r=20, t=50, b=40))
+    st.plotly_chart(fig, key="lm_task_chart")
+
+st.subheader("Config and metrics")
+name = st.selectbox("Checkpoint", [r["name"] for r in rows], key="checkpoint")
+chosen = next(r for r in rows if r["name"] == name)
+st.caption(chosen["path"])
+left, right = st.columns(2)
+with left:
+    st.markdown("**config.json**")
+    st.json(chosen["config"], expanded=2)
+with right:
+    st.markdown("**metrics.json**")
+    st.json(chosen["metrics"], expanded=2)
+
+with st.expander("Open another folder"):
+    typed = st.text_input("Checkpoint folder", key="other_folder",
+                          help="Only folders inside the checkpoint roots can be read.")
+    if typed:
+        folder = ui.guarded(typed, within=roots.checkpoints)
+        found = [c for c in catalog.list_checkpoints(catalog.Roots((folder,), ())) if c.path == folder]
+        if not found:
+            st.error(f"{folder} has no config.json with a \"kind\": not a checkpoint folder")
+        else:
+            st.json({"config": found[0].config, "metrics": found[0].metrics}, expanded=1)

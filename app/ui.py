@@ -1,0 +1,66 @@
+"""Small Streamlit helpers shared by the pages: page set-up, the readable roots, and a clear message
+when an analysis module is missing. Rendering only; every computation lives in `interp`."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from types import ModuleType
+
+import streamlit as st
+
+from interp import catalog
+from interp.errors import InterpError
+
+
+def setup(title: str, icon: str = ":material/biotech:") -> None:
+    st.set_page_config(page_title=f"{title} · interp", page_icon=icon, layout="wide")
+    st.title(title)
+
+
+def roots() -> catalog.Roots:
+    """The folders this app may read, from `streamlit run app/Home.py -- --checkpoints DIR --circuits DIR`
+    or the environment (see `interp.catalog`)."""
+    return catalog.roots_from(sys.argv[1:])
+
+
+def require(*module_names: str) -> list[ModuleType]:
+    """Import the analysis modules a page needs; if one is not there yet, say so and stop the page
+    (instead of a traceback). Errors inside a module that does exist are real bugs and surface."""
+    modules = []
+    for name in module_names:
+        try:
+            modules.append(importlib.import_module(name))
+        except ModuleNotFoundError as e:
+            if e.name and (name == e.name or name.startswith(e.name + ".")):
+                st.info(f"This page needs `{name}`, which is not in this checkout yet. "
+                        "The other pages work without it.")
+                st.stop()
+            raise
+    return modules
+
+
+def fail(error: Exception) -> None:
+    """Show a bad-input error as one line and stop the page."""
+    st.error(str(error) if isinstance(error, InterpError) else f"{type(error).__name__}: {error}")
+    st.stop()
+
+
+def pick_checkpoint(label: str, choices: list[catalog.CheckpointInfo], key: str,
+                    prefer: tuple[str, ...] = ()) -> catalog.CheckpointInfo:
+    """A selectbox over checkpoint folders; stops the page with a message when there are none."""
+    if not choices:
+        st.warning(f"No suitable checkpoint under {', '.join(str(r) for r in roots().checkpoints)}.")
+        st.stop()
+    names = [c.name for c in choices]
+    index = next((names.index(p) for p in prefer if p in names), 0)
+    name = st.selectbox(label, names, index=index, key=key)
+    return choices[names.index(name)]
+
+
+def guarded(path: str, within: tuple | None = None):
+    """`catalog.guard` for a path the user typed; the refusal is shown as an error message."""
+    try:
+        return catalog.guard(path, roots(), within=within)
+    except InterpError as e:
+        fail(e)

@@ -1,0 +1,196 @@
+"""What the app may read, and what lies there: checkpoint folders and saved graphs.
+
+The app reads only inside its *roots*: the project's `checkpoints/` and `circuits/`, or the folders
+given when it starts (`streamlit run app/Home.py -- --checkpoints DIR --circuits DIR`, or the
+environment variables `INTERP_CHECKPOINTS` / `INTERP_CIRCUITS`, each an `os.pathsep`-separated
+list). `guard` refuses any other path with an `InterpError`, which the app shows as a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from interp.errors import InterpError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CHECKPOINTS = PROJECT_ROOT / "checkpoints"
+DEFAULT_CIRCUITS = PROJECT_ROOT / "circuits"
+ENV_CHECKPOINTS = "INTERP_CHECKPOINTS"
+ENV_CIRCUITS = "INTERP_CIRCUITS"
+
+
+@dataclasses.dataclass(frozen=True)
+class Roots:
+    """The folders the app may read: checkpoints and saved graphs."""
+
+    checkpoints: tuple[Path, ...]
+    circuits: tuple[Path, ...]
+
+    @property
+    def all(self) -> tuple[Path, ...]:
+        return self.checkpoints + self.circuits
+
+
+def _split(value: str) -> list[Path]:
+    return [Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p.strip()]
+
+
+def roots_from(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Roots:
+    """Roots from the command line (`--checkpoints DIR`, `--circuits DIR`, repeatable), else the
+    environment, else the project's own folders. Unknown arguments are ignored: under pytest or
+    Streamlit's test harness `sys.argv` belongs to someone else."""
+    environ = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--checkpoints", action="append", default=[])
+    parser.add_argument("--circuits", action="append", default=[])
+    args, _ = parser.parse_known_args(list(argv or []))
+    checkpoints = [Path(p).expanduser().resolve() for p in args.checkpoints]
+    circuits = [Path(p).expanduser().resolve() for p in args.circuits]
+    if not checkpoints:
+        checkpoints = _split(environ.get(ENV_CHECKPOINTS, "")) or [DEFAULT_CHECKPOINTS.resolve()]
+    if not circuits:
+        circuits = _split(environ.get(ENV_CIRCUITS, "")) or [DEFAULT_CIRCUITS.resolve()]
+    return Roots(tuple(checkpoints), tuple(circuits))
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    path, root = path.resolve(), root.resolve()
+    return path == root or root in path.parents
+
+
+def guard(path: str | Path, roots: Roots, within: Sequence[Path] | None = None) -> Path:
+    """The resolved path if it lies inside one of the roots (symlinks and `..` resolved first),
+    else an `InterpError` naming the folders the app may read."""
+    allowed = tuple(within) if within is not None else roots.all
+    text = str(path).strip()
+    if not text:
+        raise InterpError("empty path: choose a folder under " + ", ".join(str(r) for r in allowed))
+    p = Path(text).expanduser()
+    if not p.is_absolute():
+        # A relative path is read against the project, as a user of `make app` would expect.
+        p = PROJECT_ROOT / p
+    resolved = p.resolve()
+    if not any(is_inside(resolved, r) for r in allowed):
+        raise InterpError(f"refused: {text} lies outside the folders this app may read "
+                          f"({', '.join(str(r) for r in allowed)}); start the app with "
+                          f"--checkpoints/--circuits DIR to allow another folder")
+    return resolved
+
+
+@dataclasses.dataclass
+class CheckpointInfo:
+    """One checkpoint folder: its name relative to its root, its config and its metrics."""
+
+    name: str
+    path: Path
+    kind: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    size_bytes: int
+
+    @property
+    def arch(self) -> str | None:
+        """The architecture, wherever the area that wrote the config put it."""
+        model = self.config.get("model")
+        if isinstance(model, dict) and model.get("arch"):
+            return str(model["arch"])
+        for key in ("arch", "architecture", "act_fn"):
+            if self.config.get(key):
+                return str(self.config[key])
+        return None
+
+
+def _read_json_dict(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _folder_size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def list_checkpoints(roots: Roots, kind: str | Sequence[str] | None = None) -> list[CheckpointInfo]:
+    """Every folder under the checkpoint roots whose `config.json` holds a "kind" (nested ones too,
+    e.g. `lm-bilinear/transcoders`), sorted by name; optionally only those of the given kind(s)."""
+    kinds = {kind} if isinstance(kind, str) else set(kind) if kind is not None else None
+    found: list[CheckpointInfo] = []
+    for root in roots.checkpoints:
+        if not root.is_dir():
+            continue
+        for config_path in sorted(root.rglob("config.json")):
+            folder = config_path.parent
+            config = _read_json_dict(config_path)
+            if config is None or "kind" not in config:
+                continue
+            if kinds is not None and config["kind"] not in kinds:
+                continue
+            metrics = _read_json_dict(folder / "metrics.json") or {}
+            name = str(folder.relative_to(root)) if folder != root else folder.name
+            found.append(CheckpointInfo(name, folder, str(config["kind"]), config, metrics, _folder_size(folder)))
+    return sorted(found, key=lambda c: c.name)
+
+
+def image_classifiers(roots: Roots) -> list[CheckpointInfo]:
+    return list_checkpoints(roots, kind="classifier")
+
+
+def language_models(roots: Roots) -> list[CheckpointInfo]:
+    return list_checkpoints(roots, kind="lm")
+
+
+@dataclasses.dataclass
+class GraphInfo:
+    """One saved attribution graph JSON under a circuits root."""
+
+    name: str
+    path: Path
+    prompt: str
+    n_nodes: int
+    n_links: int
+    model: str
+
+
+def list_graphs(roots: Roots) -> list[GraphInfo]:
+    """Every JSON file under the circuits roots that is a graph (has `nodes` and `links`), skipping
+    the per-feature JSON files that sit beside the graphs."""
+    found: list[GraphInfo] = []
+    for root in roots.circuits:
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*.json")):
+            data = _read_json_dict(path)
+            if data is None or not isinstance(data.get("nodes"), list) or not isinstance(data.get("links"), list):
+                continue
+            metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+            found.append(GraphInfo(
+                name=str(path.relative_to(root)),
+                path=path,
+                prompt=str(metadata.get("prompt", "")),
+                n_nodes=len(data["nodes"]),
+                n_links=len(data["links"]),
+                model=str(metadata.get("scan", metadata.get("model", ""))),
+            ))
+    return found
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one level of dotted keys (lists kept as short text), for a table."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        elif isinstance(value, (list, tuple)):
+            text = json.dumps(value)
+            out[name] = text if len(text) <= 80 else text[:77] + "..."
+        else:
+            out[name] = value
+    return out

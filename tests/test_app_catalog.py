@@ -1,0 +1,102 @@
+"""`interp.catalog`: the folders the app may read, the path guard, and the listings."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from interp import catalog
+from interp.errors import InterpError
+from interp.models.bilinear import BilinearClassifier
+from interp.models.checkpoints import save_classifier
+
+
+def make_roots(tmp_path: Path) -> catalog.Roots:
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "circ").mkdir()
+    return catalog.Roots((tmp_path / "ck",), (tmp_path / "circ",))
+
+
+def test_roots_default_to_project_folders():
+    roots = catalog.roots_from([], environ={})
+    assert roots.checkpoints == (catalog.PROJECT_ROOT / "checkpoints",)
+    assert roots.circuits == (catalog.PROJECT_ROOT / "circuits",)
+
+
+def test_roots_from_command_line_beat_environment(tmp_path):
+    env = {catalog.ENV_CHECKPOINTS: f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}", catalog.ENV_CIRCUITS: str(tmp_path / "c")}
+    from_env = catalog.roots_from(["-q", "tests"], environ=env)
+    assert from_env.checkpoints == (tmp_path / "a", tmp_path / "b")
+    assert from_env.circuits == (tmp_path / "c",)
+    from_argv = catalog.roots_from(["--checkpoints", str(tmp_path / "x"), "--other", "1"], environ=env)
+    assert from_argv.checkpoints == (tmp_path / "x",)
+    assert from_argv.circuits == (tmp_path / "c",)
+
+
+def test_guard_accepts_inside_and_refuses_outside(tmp_path):
+    roots = make_roots(tmp_path)
+    inside = tmp_path / "ck" / "model"
+    inside.mkdir()
+    assert catalog.guard(inside, roots) == inside.resolve()
+    assert catalog.guard(tmp_path / "circ" / "g.json", roots) == (tmp_path / "circ" / "g.json").resolve()
+    for bad in ("/etc/passwd", str(tmp_path), str(tmp_path / "ck" / ".." / "secret"), "", "~"):
+        with pytest.raises(InterpError, match="refused|empty path"):
+            catalog.guard(bad, roots)
+    # A symlink inside a root that points outside is judged by where it points.
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "ck" / "link").symlink_to(tmp_path / "outside")
+    with pytest.raises(InterpError, match="refused"):
+        catalog.guard(tmp_path / "ck" / "link", roots)
+    # `within` narrows the roots: a circuits path is not a checkpoint path.
+    with pytest.raises(InterpError, match="refused"):
+        catalog.guard(tmp_path / "circ" / "g.json", roots, within=roots.checkpoints)
+
+
+def test_guard_reads_relative_paths_against_the_project():
+    roots = catalog.roots_from([], environ={})
+    assert catalog.guard("checkpoints", roots) == (catalog.PROJECT_ROOT / "checkpoints").resolve()
+    with pytest.raises(InterpError, match="refused"):
+        catalog.guard("interp", roots)
+
+
+def test_list_checkpoints_reads_config_and_metrics(tmp_path):
+    roots = make_roots(tmp_path)
+    model = BilinearClassifier(d_in=64, n_classes=10, d_hidden=8)
+    save_classifier(tmp_path / "ck" / "tiny", model, "digits", metrics={"test_accuracy": 0.5})
+    nested = tmp_path / "ck" / "lm" / "transcoders"
+    nested.mkdir(parents=True)
+    (nested / "config.json").write_text(json.dumps({"kind": "dictionaries", "layers": [0, 1]}))
+    (tmp_path / "ck" / "junk").mkdir()
+    (tmp_path / "ck" / "junk" / "config.json").write_text("{not json")
+    (tmp_path / "ck" / "nokind").mkdir()
+    (tmp_path / "ck" / "nokind" / "config.json").write_text("{}")
+    found = catalog.list_checkpoints(roots)
+    assert [c.name for c in found] == ["lm/transcoders", "tiny"]
+    tiny = found[1]
+    assert (tiny.kind, tiny.arch, tiny.metrics["test_accuracy"]) == ("classifier", "bilinear", 0.5)
+    assert tiny.size_bytes > 64 * 8 * 2 * 4
+    assert [c.name for c in catalog.list_checkpoints(roots, kind="dictionaries")] == ["lm/transcoders"]
+    assert catalog.image_classifiers(roots) == [tiny]
+
+
+def test_list_graphs_skips_feature_files(tmp_path):
+    roots = make_roots(tmp_path)
+    graph = {"metadata": {"prompt": "a b a", "scan": "lm-bilinear"}, "qParams": {},
+             "nodes": [{"node_id": "E_1_0"}, {"node_id": "27_0_2"}], "links": [{"source": "E_1_0", "target": "27_0_2", "weight": 1.0}]}
+    (tmp_path / "circ" / "induction").mkdir()
+    (tmp_path / "circ" / "induction" / "p0.json").write_text(json.dumps(graph))
+    (tmp_path / "circ" / "induction" / "features").mkdir()
+    (tmp_path / "circ" / "induction" / "features" / "0_3.json").write_text(json.dumps({"index": 3}))
+    (tmp_path / "circ" / "recipe.toml").write_text("name = 'x'")
+    (tmp_path / "circ" / "broken.json").write_text("[")
+    graphs = catalog.list_graphs(roots)
+    assert [(g.name, g.prompt, g.n_nodes, g.n_links, g.model) for g in graphs] == [
+        ("induction/p0.json", "a b a", 2, 1, "lm-bilinear")]
+
+
+def test_flatten_makes_one_level():
+    flat = catalog.flatten({"a": 1, "tasks": {"ioi": {"accuracy": 0.9}}, "ks": [1, 2]})
+    assert flat == {"a": 1, "tasks.ioi.accuracy": 0.9, "ks": "[1, 2]"}

@@ -1,0 +1,90 @@
+"""Every page of the app through Streamlit's `AppTest`: it runs without an exception and shows the
+widgets and charts it should, on the shipped checkpoints (and on folders given at start-up)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from interp import catalog
+from interp.models.bilinear import BilinearClassifier
+from interp.models.checkpoints import save_classifier
+
+ROOT = Path(__file__).resolve().parents[1]
+HOME = str(ROOT / "app" / "Home.py")
+# The first run of a page loads models and fills caches; the machine is shared.
+TIMEOUT = 120
+
+
+def run_page(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT)
+    if page:
+        at.switch_page(f"pages/{page}")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def plotly_charts(at: AppTest) -> list:
+    return at.get("plotly_chart")
+
+
+def shipped(kind: str) -> list[str]:
+    return [c.name for c in catalog.list_checkpoints(catalog.roots_from([], environ={}), kind=kind)]
+
+
+@pytest.fixture
+def project_roots(monkeypatch):
+    monkeypatch.delenv(catalog.ENV_CHECKPOINTS, raising=False)
+    monkeypatch.delenv(catalog.ENV_CIRCUITS, raising=False)
+
+
+def test_home_counts_and_links(project_roots):
+    at = run_page()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Checkpoints"] == str(len(catalog.list_checkpoints(catalog.roots_from([], environ={}))))
+    assert "Saved graphs" in metrics
+    assert len(at.get("page_link")) == 5
+
+
+def test_models_lists_every_shipped_checkpoint(project_roots):
+    at = run_page("1_Models.py")
+    names = [c.name for c in catalog.list_checkpoints(catalog.roots_from([], environ={}))]
+    assert names, "no checkpoint shipped under checkpoints/"
+    table = at.dataframe[0].value
+    assert list(table["name"]) == names
+    assert at.selectbox(key="checkpoint").options == names
+    assert len(at.json) >= 2  # config and metrics
+    if shipped("classifier"):
+        assert plotly_charts(at), "no accuracy chart"
+    # Choosing another checkpoint shows its own config.
+    at.selectbox(key="checkpoint").select(names[-1]).run()
+    assert not at.exception
+    assert at.caption[0].value.endswith(names[-1])
+
+
+def test_models_reads_folders_given_at_start_and_refuses_others(monkeypatch, tmp_path):
+    given = tmp_path / "given"
+    save_classifier(given / "tiny-bilinear", BilinearClassifier(d_in=64, n_classes=10, d_hidden=8), "digits",
+                    metrics={"test_accuracy": 0.75, "n_params": 1104})
+    monkeypatch.setenv(catalog.ENV_CHECKPOINTS, str(given))
+    at = run_page("1_Models.py")
+    assert list(at.dataframe[0].value["name"]) == ["tiny-bilinear"]
+    assert at.dataframe[0].value["test_accuracy"][0] == 0.75
+    assert len(plotly_charts(at)) == 1
+    # A folder outside the roots is refused with a message, not read.
+    at.text_input(key="other_folder").input(str(ROOT / "checkpoints")).run()
+    assert not at.exception
+    assert any("refused" in e.value for e in at.error)
+    assert len(at.json) == 2
+    at.text_input(key="other_folder").input(str(given / "tiny-bilinear")).run()
+    assert not at.error
+    assert len(at.json) == 3 and '"n_params": 1104' in at.json[2].value.replace("\n", "")
+
+
+def test_models_with_no_checkpoint_says_so(monkeypatch, tmp_path):
+    monkeypatch.setenv(catalog.ENV_CHECKPOINTS, str(tmp_path))
+    at = run_page("1_Models.py")
+    assert any("No checkpoint" in w.value for w in at.warning)
