@@ -1,0 +1,272 @@
+"""Relevance rules as small objects, and rule maps that say which layer gets which rule.
+
+A rule takes one layer, the layer's input `x` and the relevance `R` on its output, and returns the
+relevance on its input. For a linear-type layer (Linear, Conv2d, pooling) every rule has the form
+
+    z = (modified layer)(x),   s = R / z,   R_in = x ⊙ (modified layer)ᵀ s,
+
+so the transposed product is one vector-Jacobian product of the modified layer (the "gradient
+trick"); no dense matrix is ever formed. Formulas (DESIGN.md, Montavon et al. 2017):
+
+    LRP-0   R_i = Σ_j x_i w_ij / z_j · R_j              z_j = Σ_i x_i w_ij + b_j
+    ε       as LRP-0 with z_j + ε·sign(z_j)
+    z⁺      R_i = Σ_j x_i w⁺_ij / Σ_i' x_i' w⁺_i'j · R_j   (for x ≥ 0; biases ignored)
+    zᴮ      R_i = Σ_j (x_i w_ij − l_i w⁺_ij − h_i w⁻_ij) / Σ_i'(…) · R_j   (l ≤ x ≤ h, per pixel)
+    w²      R_i = Σ_j w²_ij / Σ_i' w²_i'j · R_j           (unbounded input)
+
+A bilinear layer g(x) = (Wx) ⊙ (Vx) is a quadratic form per unit, g_h = xᵀ Q_h x, whose second-order
+Taylor expansion at 0 is exact: R_i = Σ_h R_h / g_h · x_i (Q_h x)_i sums to R_h exactly.
+
+Relevance a rule does not pass down (a bias's share, a unit whose denominator is 0) is not lost
+silently: the engine reports, layer by layer, Σ R_out − Σ R_in as the part absorbed there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from interp.errors import InterpError
+from interp.models.bilinear import Bilinear
+
+# Division guard: moves exact zeros away from 0 without changing any z of ordinary size.
+TINY = 1e-12
+
+
+def stabilize(z: torch.Tensor, eps: float = TINY) -> torch.Tensor:
+    """z + eps·sign(z), with sign(0) = +1, so that R / z never divides by zero."""
+    return z + eps * torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+
+
+# ---------------------------------------------------------------- the linear operators rules modify
+
+LINEAR_TYPES = (nn.Linear, nn.Conv2d, nn.Conv1d)
+POOL_TYPES = (nn.AvgPool2d, nn.AvgPool1d)
+PASS_TYPES = (nn.ReLU, nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout)
+
+
+def _operator(layer: nn.Module, weight: torch.Tensor | None, bias: torch.Tensor | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The layer's linear map with `weight` and `bias` put in place of its own."""
+    if isinstance(layer, nn.Linear):
+        return lambda x: F.linear(x, weight, bias)
+    if isinstance(layer, (nn.Conv2d, nn.Conv1d)):
+        return lambda x: layer._conv_forward(x, weight, bias)
+    if isinstance(layer, POOL_TYPES):
+        return layer  # all weights are positive constants: w = w⁺, w⁻ = 0
+    raise InterpError(f"layer type {type(layer).__name__} is not a linear layer this rule can modify")
+
+
+def _weights(layer: nn.Module) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    weight = getattr(layer, "weight", None)
+    bias = getattr(layer, "bias", None)
+    return (weight.detach() if weight is not None else None), (bias.detach() if bias is not None else None)
+
+
+def _transpose(op: Callable[[torch.Tensor], torch.Tensor], x_shape: torch.Size, s: torch.Tensor,
+               like: torch.Tensor) -> torch.Tensor:
+    """(op)ᵀ s: the vector-Jacobian product of the linear map `op` with `s`."""
+    probe = torch.zeros(x_shape, dtype=like.dtype, device=like.device, requires_grad=True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(op(probe), probe, grad_outputs=s)
+    return grad
+
+
+def _positive(w: torch.Tensor | None) -> torch.Tensor | None:
+    return None if w is None else w.clamp(min=0)
+
+
+def _negative(w: torch.Tensor | None) -> torch.Tensor | None:
+    return None if w is None else w.clamp(max=0)
+
+
+# ---------------------------------------------------------------------------------------- the rules
+
+class Rule:
+    """relevance(layer, x, R) -> R_in, the relevance on the layer's input."""
+
+    name = "rule"
+
+    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        raise InterpError(f"rule {self.name} is abstract")
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Pass(Rule):
+    """Layers that only reshape or gate (ReLU, Flatten, ...): relevance passes through unchanged.
+
+    A ReLU needs nothing more: relevance arriving at a unit is proportional to its activation, so an
+    inactive unit already carries none.
+    """
+
+    name = "pass"
+
+    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        return R.reshape(x.shape)
+
+
+@dataclass
+class LRP0(Rule):
+    """R_i = Σ_j x_i w_ij / z_j · R_j with z_j = Σ_i x_i w_ij + b_j (equals gradient×input on ReLU nets)."""
+
+    name = "lrp0"
+
+    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        weight, bias = _weights(layer)
+        op = _operator(layer, weight, bias)
+        s = R / stabilize(op(x))
+        return x * _transpose(_operator(layer, weight, None), x.shape, s, x)
+
+
+@dataclass
+class Epsilon(Rule):
+    """LRP-ε: as LRP-0 with z_j + ε·sign(z_j); weak and contradictory contributions are absorbed."""
+
+    epsilon: float = 1e-2
+    name = "epsilon"
+
+    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        weight, bias = _weights(layer)
+        s = R / stabilize(_operator(layer, weight, bias)(x), self.epsilon)
+        return x * _transpose(_operator(layer, weight, None), x.shape, s, x)
+
+
+@dataclass
+class ZPlus(Rule):
+    """z⁺: R_i = Σ_j x_i w⁺_ij / Σ_i' x_i' w⁺_i'j · R_j, for non-negative inputs (after a ReLU)."""
+
+    name = "zplus"
+
+    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        weight, _ = _weights(layer)
+        op = _operator(layer, _positive(weight), None)
+        s = R / stabilize(op(x))
+        return x * _transpose(op, x.shape, s, x)
+
+
+@dataclass
+class ZB(Rule):
+    """zᴮ for a bounded input l ≤ x ≤ h (per pixel: `low`/`high` broadcast against one input).
+
+    R_i = Σ_j (x_i w_ij − l_i w⁺_ij − h_i w⁻_ij) / Σ_i'(x_i' w_i'j − l_i' w⁺_i'j − h_i' w⁻_i'j) · R_j
+    """
+
+    low: torch.Tensor | float = 0.0
+    high: torch.Tensor | float = 1.0
+    name = "zb"
+
+    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        weight, _ = _weights(layer)
+        low = torch.as_tensor(self.low, dtype=x.dtype, device=x.device).expand_as(x)
+        high = torch.as_tensor(self.high, dtype=x.dtype, device=x.device).expand_as(x)
+        plain = _operator(layer, weight, None)
+        pos = _operator(layer, _positive(weight), None)
+        neg = _operator(layer, _negative(weight), None)
+        lower_is_zero = bool((low == 0).all())  # the usual pixel range [0, h]: skip the l terms
+        z = plain(x) - neg(high) - (0 if lower_is_zero else pos(low))
+        s = R / stabilize(z)
+        R_in = x * _transpose(plain, x.shape, s, x) - high * _transpose(neg, x.shape, s, x)
+        if not lower_is_zero:
+            R_in = R_in - low * _transpose(pos, x.shape, s, x)
+        return R_in
+
+
+@dataclass
+class WSquare(Rule):
+    """w²: R_i = Σ_j w²_ij / Σ_i' w²_i'j · R_j; for an unbounded input, independent of x."""
+
+    name = "w2"
+
+    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        weight, _ = _weights(layer)
+        if weight is None:
+            raise InterpError(f"the w² rule needs a layer with weights, not {type(layer).__name__}")
+        op = _operator(layer, weight * weight, None)
+        s = R / stabilize(op(torch.ones_like(x)))
+        return _transpose(op, x.shape, s, x)
+
+
+@dataclass
+class BilinearExact(Rule):
+    """Exact second-order decomposition of g(x) = (W x̃) ⊙ (V x̃), x̃ = [x, 1] with a bias.
+
+    g_h = x̃ᵀ Q_h x̃ with Q_h = ½(w_h v_hᵀ + v_h w_hᵀ), so R_i = Σ_h R_h/g_h · x̃_i (Q_h x̃)_i and
+    Σ_i R_i = Σ_h R_h exactly. The share of the constant 1 (a bias) is absorbed and reported.
+    """
+
+    name = "bilinear"
+
+    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        if not isinstance(layer, Bilinear):
+            raise InterpError(f"the bilinear rule needs a Bilinear layer, not {type(layer).__name__}")
+        xt = layer.augment(x)
+        left, right = xt @ layer.W.detach().T, xt @ layer.V.detach().T
+        s = R / stabilize(left * right)
+        R_in = 0.5 * xt * ((s * right) @ layer.W.detach() + (s * left) @ layer.V.detach())
+        return R_in[..., :layer.d_in]
+
+
+# -------------------------------------------------------------------------------------- rule maps
+
+@dataclass
+class RuleMap:
+    """Which rule each layer gets: by type, with overrides for the first and the last weight layer.
+
+    Like zennit's composites, this is kept apart from the rules themselves; `rule_for` raises an
+    InterpError naming the layer type when the map has no rule for it.
+    """
+
+    name: str
+    by_type: list[tuple[type | tuple[type, ...], Rule]]
+    first: Rule | None = None  # the weight layer that reads the input
+    last: Rule | None = None  # the weight layer that produces the output
+    description: str = ""
+
+    def rule_for(self, layer: nn.Module, is_first: bool, is_last: bool) -> Rule:
+        if isinstance(layer, LINEAR_TYPES):
+            if is_first and self.first is not None:
+                return self.first
+            if is_last and self.last is not None:
+                return self.last
+        for types, rule in self.by_type:
+            if isinstance(layer, types):
+                return rule
+        raise InterpError(f"layer type {type(layer).__name__} has no rule in the rule map {self.name!r}; "
+                          f"use a model made of {', '.join(sorted(KNOWN_LAYER_NAMES))} or add a rule for it")
+
+
+KNOWN_LAYER_NAMES = {t.__name__ for t in LINEAR_TYPES + POOL_TYPES + PASS_TYPES} | {"Bilinear"}
+
+
+def _common(linear: Rule) -> list[tuple[type | tuple[type, ...], Rule]]:
+    from interp.models.cnn import AddChannel
+
+    return [(LINEAR_TYPES, linear), (POOL_TYPES, ZPlus()), (Bilinear, BilinearExact()),
+            (PASS_TYPES + (AddChannel,), Pass())]
+
+
+def rule_map(name: str, low: torch.Tensor | float = 0.0, high: torch.Tensor | float = 1.0,
+             epsilon: float = 1e-2) -> RuleMap:
+    """The named rule maps. `low`/`high` bound the input (pixels: 0 and 1, or per-pixel tensors)."""
+    if name == "dtd":
+        return RuleMap("dtd", _common(ZPlus()), first=ZB(low, high), last=LRP0(),
+                       description="deep Taylor: zᴮ on the input layer, z⁺ on hidden layers, LRP-0 on the linear "
+                                   "output layer, exact second-order decomposition on bilinear layers")
+    if name == "w2":
+        return RuleMap("w2", _common(ZPlus()), first=WSquare(), last=LRP0(),
+                       description="deep Taylor for unbounded input: w² on the input layer, z⁺ hidden, LRP-0 output")
+    if name == "zplus":
+        return RuleMap("zplus", _common(ZPlus()), description="z⁺ on every linear layer")
+    if name == "lrp0":
+        return RuleMap("lrp0", _common(LRP0()), description="LRP-0 on every layer (gradient×input on ReLU nets)")
+    if name == "epsilon":
+        return RuleMap("epsilon", _common(Epsilon(epsilon)), description=f"LRP-ε (ε={epsilon}) on every layer")
+    raise InterpError(f"unknown rule map {name!r}; choose one of {', '.join(RULE_MAPS)}")
+
+
+RULE_MAPS = ("dtd", "w2", "zplus", "lrp0", "epsilon")
