@@ -1,0 +1,147 @@
+"""`interp extract` (one prompt or a recipe), `interp graph-info` (import a graph JSON) and `interp intervene`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from interp.device import resolve_device, resolve_dtype
+from interp.errors import InterpError
+from interp.io import write_json
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
+
+
+def _contrast(text: str) -> tuple[str, str]:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise InterpError(f"--contrast wants two words separated by a comma (A,B), got {text!r}")
+    return parts[0], parts[1]
+
+
+def extract_command(args: argparse.Namespace) -> dict[str, Any]:
+    from interp.graph.recipes import extract, load_setup, run_recipe
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    if args.recipe is not None:
+        if args.prompt is not None or args.model is not None:
+            raise InterpError("give either --recipe (with --out-dir) or --model with --prompt, not both")
+        if args.out_dir is None:
+            raise InterpError("--recipe needs --out-dir DIR")
+        summary = run_recipe(args.recipe, args.out_dir, progress=not args.quiet, device=str(device), dtype=dtype)
+        out = summary.to_dict()
+        if not args.json:
+            out.pop("prompts")
+        return out
+    if args.model is None or args.prompt is None or args.out is None:
+        raise InterpError("give --model DIR --prompt TEXT --out FILE.json (or --recipe FILE --out-dir DIR)")
+    if args.target is not None and args.contrast is not None:
+        raise InterpError("give --target or --contrast, not both")
+    setup = load_setup(args.model, args.transcoders, args.attn_saes, args.mode, str(device), dtype)
+    contrast = _contrast(args.contrast) if args.contrast else None
+    ex = extract(setup, args.prompt, target=args.target, contrast=contrast, node_threshold=args.node_threshold,
+                 edge_threshold=args.edge_threshold, max_feature_nodes=args.max_feature_nodes,
+                 batch_size=args.batch_size, slug=Path(args.out).stem, progress=not args.quiet)
+    if args.features_dir is not None:
+        from interp.data.corpus import training_tokens
+        from interp.graph.features import write_feature_jsons
+
+        corpus = torch.tensor(training_tokens(setup.tokenizer, 128, setup.replacement.model.cfg.n_ctx, 12345))
+        feats = {(n.kind, n.layer, n.index) for j, n in enumerate(ex.graph.nodes[:ex.graph.n_features])
+                 if ex.pruned.node_mask[j]}
+        write_feature_jsons(setup.replacement, feats, corpus, setup.vocab, args.features_dir, progress=not args.quiet)
+    write_json(args.out, ex.json)
+    return {"out": str(args.out), "n_nodes": len(ex.json["nodes"]), "n_links": len(ex.json["links"]),
+            "n_active_features": ex.graph.settings["n_active_features"],
+            "replacement_score": ex.scores.replacement_score, "completeness_score": ex.scores.completeness_score,
+            "logits": [n.label for n in ex.graph.nodes[ex.graph.n_nodes - ex.graph.n_logits:]]}
+
+
+def graph_info_command(args: argparse.Namespace) -> dict[str, Any]:
+    from interp.graph.export import read_graph_json
+
+    data = read_graph_json(args.path)
+    types: dict[str, int] = {}
+    for n in data["nodes"]:
+        types[n["feature_type"]] = types.get(n["feature_type"], 0) + 1
+    return {"path": str(args.path), "prompt": data["metadata"]["prompt"], "n_nodes": len(data["nodes"]),
+            "n_links": len(data["links"]), "node_types": types}
+
+
+def _intervention(text: str) -> tuple[str, int, int, int, float | None]:
+    """KIND:LAYER:POS:FEATURE[=VALUE], e.g. mlp:1:5:42 (ablate) or attn:0:3:7=2.5 (set)."""
+    spec, _, value = text.partition("=")
+    parts = spec.split(":")
+    try:
+        kind, layer, pos, feature = parts[0], int(parts[1]), int(parts[2]), int(parts[3])
+        return kind, layer, pos, feature, float(value) if value else None
+    except (IndexError, ValueError):
+        raise argparse.ArgumentTypeError(f"want KIND:LAYER:POS:FEATURE[=VALUE] (e.g. mlp:1:5:42), got {text!r}") from None
+
+
+def intervene_command(args: argparse.Namespace) -> dict[str, Any]:
+    from interp.graph.interventions import Intervention, intervene
+    from interp.graph.recipes import load_setup
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    setup = load_setup(args.model, args.transcoders, args.attn_saes, args.mode, str(resolve_device(args.device)),
+                       resolve_dtype(args.dtype))
+    ivs = [Intervention(k, layer, pos, f, 0.0 if v is None else v) for k, layer, pos, f, v in args.set]
+    result = intervene(setup.replacement, setup.encode(args.prompt), ivs, mode=args.how)
+    probs_before = torch.softmax(result.clean_logits, -1)
+    probs_after = torch.softmax(result.new_logits, -1)
+    top = probs_after.topk(min(5, len(setup.vocab)))
+    return {"mode": args.how, "interventions": result.interventions,
+            "top_before": {setup.vocab[i]: float(probs_before[i]) for i in probs_before.topk(5).indices.tolist()},
+            "top_after": {setup.vocab[i]: float(p) for p, i in zip(top.values.tolist(), top.indices.tolist())},
+            "max_logit_change": float((result.new_logits - result.clean_logits).abs().max())}
+
+
+def _model_flags(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--model", type=Path, required=required, help="LM checkpoint folder")
+    p.add_argument("--transcoders", type=Path, default=None, help="transcoder folder (default: MODEL/transcoders)")
+    p.add_argument("--attn-saes", type=Path, default=None, help="attention SAE folder (default: MODEL/attn-saes)")
+    p.add_argument("--mode", choices=["full", "transcoder-only"], default="full",
+                   help="full: attention-SAE and transcoder features; transcoder-only: as circuit-tracer")
+
+
+def register(cli) -> None:
+    p = cli.add_command("extract", extract_command,
+                        help="extract an attribution graph for one prompt (--prompt) or a recipe (--recipe)")
+    _model_flags(p, required=False)
+    p.add_argument("--prompt", default=None, help="the prompt (words of the model's vocabulary)")
+    p.add_argument("--target", default=None, help="attribute from this token's logit")
+    p.add_argument("--contrast", default=None, help="A,B: attribute from logit(A) - logit(B)")
+    p.add_argument("--node-threshold", type=_threshold, default=0.8)
+    p.add_argument("--edge-threshold", type=_threshold, default=0.98)
+    p.add_argument("--max-feature-nodes", type=int, default=None, help="cap on feature nodes, filled by influence")
+    p.add_argument("--batch-size", type=int, default=64, help="targets per backward pass")
+    p.add_argument("--out", type=Path, default=None, help="graph JSON to write (--prompt)")
+    p.add_argument("--features-dir", type=Path, default=None, help="also write feature JSONs here (--prompt)")
+    p.add_argument("--recipe", type=Path, default=None, help="circuits/NAME.toml")
+    p.add_argument("--out-dir", type=Path, default=None, help="where a recipe writes its graphs (--recipe)")
+
+    p = cli.add_command("graph-info", graph_info_command, help="check and summarise a graph JSON file",
+                        compute=False)
+    p.add_argument("path", type=Path)
+
+    p = cli.add_command("intervene", intervene_command,
+                        help="ablate or set features and report the new next-token distribution")
+    _model_flags(p, required=True)
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--set", type=_intervention, action="append", required=True,
+                   help="KIND:LAYER:POS:FEATURE[=VALUE] (value 0 = ablate); repeatable")
+    p.add_argument("--how", choices=["constrained", "free"], default="constrained",
+                   help="constrained: attention patterns and LayerNorm frozen; free: everything recomputed")

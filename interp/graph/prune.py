@@ -1,0 +1,140 @@
+"""Pruning by influence (circuit-tracer's algorithm) and hierarchical attribution (Ge et al. 2024).
+
+Influence: normalise |A| so each row sums to 1; a node's influence on the logits is
+`w · (A + A² + …)`, where w holds the logit nodes' weights (their probabilities). Keep the fewest
+nodes whose influence reaches `node_threshold` of the total (tokens and logits always stay), then
+the fewest edges whose influence (normalised edge × influence of its target, logits counted) reaches
+`edge_threshold`, then drop, until nothing changes, feature and error nodes left without an outgoing
+edge and feature nodes left without an incoming one. Thresholds of 1.0 keep the whole graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from interp.errors import InterpError
+from interp.graph.attribution import AttributionGraph
+
+
+def normalize_rows(matrix: torch.Tensor) -> torch.Tensor:
+    a = matrix.abs()
+    return a / a.sum(dim=1, keepdim=True).clamp(min=1e-10)
+
+
+def influence(normalized: torch.Tensor, logit_weights: torch.Tensor, max_iter: int = 1000) -> torch.Tensor:
+    """`w · (A + A² + …)`; the series ends because the graph is acyclic (A is nilpotent)."""
+    current = logit_weights @ normalized
+    total = current.clone()
+    for _ in range(max_iter):
+        current = current @ normalized
+        if not current.any():
+            return total
+        total += current
+    raise RuntimeError("influence did not converge: the adjacency has a cycle")
+
+
+def node_influence(adjacency: torch.Tensor, logit_weights: torch.Tensor) -> torch.Tensor:
+    return influence(normalize_rows(adjacency), logit_weights)
+
+
+def edge_influence(adjacency: torch.Tensor, logit_weights: torch.Tensor) -> torch.Tensor:
+    normalized = normalize_rows(adjacency)
+    return normalized * (influence(normalized, logit_weights) + logit_weights)[:, None]
+
+
+def find_threshold(scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The smallest score among the fewest top scores whose sum reaches `threshold` of the total."""
+    ordered = scores.sort(descending=True).values
+    cumulative = ordered.cumsum(0) / ordered.sum().clamp(min=1e-30)
+    index = int(torch.searchsorted(cumulative, torch.tensor(threshold, dtype=cumulative.dtype)))
+    return ordered[min(index, len(ordered) - 1)]
+
+
+@dataclass
+class Pruned:
+    node_mask: torch.Tensor         # [n] bool
+    edge_mask: torch.Tensor         # [n, n] bool, [target, source]
+    cumulative_scores: torch.Tensor  # [n] each node's cumulative influence rank (circuit-tracer's "influence")
+    influence: torch.Tensor         # [n] raw node influence
+
+
+def prune(graph: AttributionGraph, node_threshold: float = 0.8, edge_threshold: float = 0.98) -> Pruned:
+    for name, t in (("node", node_threshold), ("edge", edge_threshold)):
+        if not 0.0 <= t <= 1.0:
+            raise InterpError(f"{name} threshold {t} is outside [0, 1]")
+    A = graph.adjacency
+    n = A.shape[0]
+    n_feat, n_keep_always = graph.n_features, graph.n_tokens + graph.n_logits
+    weights = graph.logit_weight_vector()
+    scores = node_influence(A, weights)
+
+    if node_threshold >= 1.0:
+        node_mask = torch.ones(n, dtype=torch.bool)
+    else:
+        node_mask = scores >= find_threshold(scores, node_threshold)
+        node_mask[n - n_keep_always:] = True
+    pruned = A.clone()
+    pruned[~node_mask] = 0
+    pruned[:, ~node_mask] = 0
+    if edge_threshold >= 1.0:
+        edge_mask = pruned != 0
+    else:
+        edge_scores = edge_influence(pruned, weights)
+        edge_mask = edge_scores >= find_threshold(edge_scores.flatten(), edge_threshold)
+        edge_mask &= pruned != 0
+    if node_threshold < 1.0 or edge_threshold < 1.0:
+        # Drop feature/error nodes with no outgoing edge and features with no incoming edge, until stable.
+        while True:
+            before = node_mask.clone()
+            edge_mask[~node_mask] = False
+            edge_mask[:, ~node_mask] = False
+            node_mask[:n - n_keep_always] &= edge_mask[:, :n - n_keep_always].any(0)
+            node_mask[:n_feat] &= edge_mask[:n_feat].any(1)
+            if torch.equal(before, node_mask):
+                break
+    ordered, order = scores.sort(descending=True)
+    cumulative = torch.zeros_like(scores)
+    cumulative[order] = ordered.cumsum(0) / ordered.sum().clamp(min=1e-30)
+    return Pruned(node_mask, edge_mask, cumulative, scores)
+
+
+def hierarchical_attribution(graph: AttributionGraph, threshold: float = 0.01) -> Pruned:
+    """Ge et al.'s hierarchical attribution: walk the graph backwards from the targets, layer by
+    layer, computing each node's attribution `a_s · ∂target/∂a_s` along the nodes kept so far, and
+    cut off (stop gradient at) every node whose |attribution| is below `threshold` × |target|.
+
+    Because the replacement model is linear, one backward pass with cut-offs equals this walk over
+    the exact adjacency: attr(s) = Σ_t kept A[t, s] · attr(t) / a_t for features t (a ReLU-family
+    feature passes gradient 1 while active), and attr(s) = Σ_logits w · A[logit, s].
+    """
+    A = graph.adjacency
+    n = A.shape[0]
+    weights = graph.logit_weight_vector()
+    attr = weights.clone()
+    keep = torch.zeros(n, dtype=torch.bool)
+    keep[n - graph.n_logits:] = True
+    logit_values = torch.tensor(graph.target_values[n - graph.n_logits:], dtype=A.dtype).abs()
+    total = float((weights[n - graph.n_logits:] * logit_values).sum()) or 1.0
+    per_unit = weights.clone()          # ∂target/∂(pre-activation) of the kept nodes; logits: their weights
+    # Topological order backwards: features by (layer, attn before mlp) descending, then errors/tokens.
+    groups: dict[tuple[int, int], list[int]] = {}
+    for j, node in enumerate(graph.nodes[:graph.n_features]):
+        groups.setdefault((node.layer, 0 if node.kind == "attn" else 1), []).append(j)
+    for key in sorted(groups, reverse=True):
+        idx = torch.tensor(groups[key])
+        attr[idx] = per_unit @ A[:, idx]
+        kept = idx[attr[idx].abs() >= threshold * abs(total)]
+        keep[kept] = True
+        acts = torch.tensor([graph.nodes[j].activation for j in kept.tolist()], dtype=A.dtype)
+        per_unit[kept] = attr[kept] / acts
+    rest = torch.arange(graph.n_features, n - graph.n_logits)
+    attr[rest] = per_unit @ A[:, rest]
+    keep[rest] = attr[rest].abs() >= threshold * abs(total)
+    keep[graph.n_features + graph.n_errors:n - graph.n_logits] = True   # tokens always stay
+    edge_mask = (A != 0) & keep[:, None] & keep[None, :]
+    ordered, order = attr.abs().sort(descending=True)
+    cumulative = torch.zeros_like(attr)
+    cumulative[order] = ordered.cumsum(0) / ordered.sum().clamp(min=1e-30)
+    return Pruned(keep, edge_mask, cumulative, attr)

@@ -1,0 +1,282 @@
+"""The extraction pipeline (model folder → graph JSON) and recipes that run it over many prompts.
+
+Python API:
+
+    from interp.graph.recipes import load_setup, extract
+    setup = load_setup("checkpoints/lm-bilinear")               # model + transcoders + attention SAEs
+    result = extract(setup, "when Eva and Leo arrived at the lake , Leo handed a cup to", contrast=("Eva", "Leo"))
+    result.scores.replacement_score, result.json["nodes"][:3]
+
+A recipe (TOML) names a model, its dictionaries, the graph settings and prompts with their targets;
+`run_recipe` extracts every prompt, writes one graph JSON each plus the feature JSONs, and checks
+that the circuits are real: ablating the 10 most influential feature nodes should move the task
+metric (logit of the target minus logit of the contrast) far more than ablating 10 random ones.
+"""
+
+from __future__ import annotations
+
+import random
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from interp.errors import InterpError
+from interp.graph.attribution import AttributionGraph, attribute
+from interp.graph.export import export_graph
+from interp.graph.features import write_feature_jsons
+from interp.graph.interventions import Intervention, intervene
+from interp.graph.prune import Pruned, prune
+from interp.graph.replacement import ReplacementModel
+from interp.graph.scores import GraphScores, graph_scores
+from interp.io import write_json
+from interp.results import Result
+
+
+@dataclass
+class Setup:
+    """A language model with its tokenizer and the replacement model built on its dictionaries."""
+
+    replacement: ReplacementModel
+    vocab: list[str]
+    name: str
+    tokenizer: Any = None
+
+    def encode(self, prompt: str) -> torch.Tensor:
+        if not prompt or not prompt.strip():
+            raise InterpError("empty prompt: give at least one word")
+        return self.replacement.check_tokens(torch.tensor(self.tokenizer.encode(prompt), dtype=torch.long))
+
+    def token_id(self, word: str) -> int:
+        return self.tokenizer.token_id(word)
+
+
+def load_dictionary_folder(folder: str | Path, what: str) -> dict[int, Any]:
+    """{layer: SAE} from a folder of SAE-Lens folders (adapter over `interp.models.dictionaries` when present)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InterpError(f"{what} folder not found: {folder}")
+    try:
+        from interp.models.dictionaries import load_dictionaries
+    except ImportError:
+        load_dictionaries = None
+    if load_dictionaries is not None:
+        return load_dictionaries(folder)
+    from sae_lens import SAE
+
+    out = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        try:
+            sae = SAE.load_from_disk(str(sub))
+        except Exception as e:  # noqa: BLE001 - any failure means the folder is not an SAE-Lens folder
+            raise InterpError(f"cannot load the {what} in {sub} with SAE-Lens ({type(e).__name__}: {e})") from None
+        hook = sae.cfg.metadata.get("hook_name") or ""
+        parts = hook.split(".")
+        if len(parts) < 2 or parts[0] != "blocks" or not parts[1].isdigit():
+            raise InterpError(f"{sub} has no 'blocks.L....' hook_name in its metadata; cannot tell its layer")
+        out[int(parts[1])] = sae
+    if not out:
+        raise InterpError(f"{what} folder {folder} holds no SAE-Lens folders")
+    return out
+
+
+def load_setup(model_dir: str | Path, transcoders: str | Path | None = None, attn_saes: str | Path | None = None,
+               mode: str = "full", device: str = "cpu", dtype: torch.dtype | None = None) -> Setup:
+    from interp.models.lm import load_lm
+
+    model_dir = Path(model_dir)
+    lm = load_lm(model_dir, device=device, dtype=dtype)
+    tcs = load_dictionary_folder(transcoders or model_dir / "transcoders", "transcoders")
+    saes = load_dictionary_folder(attn_saes or model_dir / "attn-saes", "attention SAEs") if mode == "full" else None
+    for sae in list(tcs.values()) + list((saes or {}).values()):
+        sae.to(device=lm.model.W_E.device, dtype=lm.model.W_E.dtype)
+    rep = ReplacementModel.build(lm.model, tcs, saes, mode=mode)
+    return Setup(replacement=rep, vocab=list(lm.tokenizer.vocab), name=model_dir.name, tokenizer=lm.tokenizer)
+
+
+@dataclass
+class Extraction:
+    graph: AttributionGraph
+    pruned: Pruned
+    scores: GraphScores
+    json: dict[str, Any]
+
+
+def extract(setup: Setup, prompt: str, target: str | None = None, contrast: tuple[str, str] | None = None,
+            node_threshold: float = 0.8, edge_threshold: float = 0.98, max_feature_nodes: int | None = None,
+            batch_size: int = 64, slug: str = "graph", feature_json_base_url: str = "features",
+            progress: bool = False) -> Extraction:
+    """Prompt → attribution graph → pruned graph → scores → graph JSON."""
+    tokens = setup.encode(prompt)
+    target_id = setup.token_id(target) if target is not None else None
+    contrast_ids = (setup.token_id(contrast[0]), setup.token_id(contrast[1])) if contrast else None
+    strings = [setup.vocab[t] for t in tokens.tolist()]
+    graph = attribute(setup.replacement, tokens, prompt=prompt, token_strings=strings, vocab=setup.vocab,
+                      target=target_id, contrast=contrast_ids, max_feature_nodes=max_feature_nodes,
+                      batch_size=batch_size, progress=progress, model_name=setup.name)
+    pruned = prune(graph, node_threshold, edge_threshold)
+    scores = graph_scores(graph)
+    pruned_adj = graph.adjacency * pruned.edge_mask
+    pruned_scores = graph_scores(graph, pruned_adj)
+    data = export_graph(graph, pruned, slug=slug, scan=setup.name, node_threshold=node_threshold,
+                        edge_threshold=edge_threshold, feature_json_base_url=feature_json_base_url,
+                        scores={"replacement_score": scores.replacement_score,
+                                "completeness_score": scores.completeness_score,
+                                "pruned_replacement_score": pruned_scores.replacement_score,
+                                "pruned_completeness_score": pruned_scores.completeness_score})
+    return Extraction(graph, pruned, scores, data)
+
+
+def task_metric(logits: torch.Tensor, target: int, contrast: int) -> float:
+    return float(logits[target] - logits[contrast])
+
+
+def ablation_drops(setup: Setup, extraction: Extraction, target: int, contrast: int, k: int = 10,
+                   seed: int = 0, mode: str = "free") -> dict[str, float]:
+    """Relative drop of the task metric when the k most influential feature nodes, or k random active
+    feature nodes, are set to zero (errors held at their clean values)."""
+    graph, pruned = extraction.graph, extraction.pruned
+    tokens = torch.tensor(graph.tokens)
+    features = list(range(graph.n_features))
+    top = sorted(features, key=lambda j: -float(pruned.influence[j]))[:k]
+    rand = random.Random(seed).sample(features, min(k, len(features)))
+
+    def ablate(nodes: list[int]) -> float:
+        ivs = [Intervention(graph.nodes[j].kind, graph.nodes[j].layer, graph.nodes[j].pos, graph.nodes[j].index, 0.0)
+               for j in nodes]
+        return task_metric(intervene(setup.replacement, tokens, ivs, mode=mode).new_logits, target, contrast)
+
+    clean = task_metric(setup.replacement.snapshot(tokens).logits[-1], target, contrast)
+    scale = clean if abs(clean) > 1e-8 else 1e-8
+    top_metric, random_metric = ablate(top), ablate(rand)
+    return {"metric_clean": clean, "metric_top": top_metric, "metric_random": random_metric,
+            "top10_ablation_drop": (clean - top_metric) / scale,
+            "random10_ablation_drop": (clean - random_metric) / scale}
+
+
+# ---------------------------------------------------------------- recipes
+
+RECIPE_KEYS = {"name": str, "description": str, "model": str, "transcoders": str, "attn_saes": str, "mode": str,
+               "node_threshold": (int, float), "edge_threshold": (int, float), "max_feature_nodes": int,
+               "batch_size": int, "seed": int, "ablation_mode": str, "corpus": dict, "prompts": list}
+
+
+@dataclass
+class Recipe:
+    name: str
+    model: Path
+    prompts: list[dict[str, str]]
+    transcoders: Path | None = None
+    attn_saes: Path | None = None
+    mode: str = "full"
+    node_threshold: float = 0.8
+    edge_threshold: float = 0.98
+    max_feature_nodes: int | None = None
+    batch_size: int = 64
+    seed: int = 0
+    ablation_mode: str = "free"
+    corpus: dict[str, int] = field(default_factory=lambda: {"n_sequences": 128, "seed": 12345})
+    description: str = ""
+
+
+def _resolve(path: str, recipe_file: Path) -> Path:
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    for base in (recipe_file.parent, recipe_file.parent.parent):
+        if (base / p).exists():
+            return base / p
+    return p
+
+
+def read_recipe(path: str | Path) -> Recipe:
+    """Parse and check a recipe TOML; InterpError (one line) on anything malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise InterpError(f"recipe not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InterpError(f"recipe {path} is not valid TOML ({str(e).splitlines()[0]})") from None
+    for key in ("name", "model", "prompts"):
+        if key not in data:
+            raise InterpError(f"recipe {path} has no {key!r}; a recipe needs name, model and [[prompts]]")
+    for key, value in data.items():
+        if key not in RECIPE_KEYS:
+            raise InterpError(f"recipe {path} has an unknown key {key!r}; allowed: {', '.join(RECIPE_KEYS)}")
+        if not isinstance(value, RECIPE_KEYS[key]) or isinstance(value, bool):
+            raise InterpError(f"recipe {path}: {key!r} has the wrong type ({type(value).__name__})")
+    prompts = data["prompts"]
+    if not prompts:
+        raise InterpError(f"recipe {path} has no prompts")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, dict) or not isinstance(p.get("prompt"), str):
+            raise InterpError(f"recipe {path}: prompt {i} needs a 'prompt' string")
+        if not isinstance(p.get("target"), str) or not isinstance(p.get("contrast"), str):
+            raise InterpError(f"recipe {path}: prompt {i} needs 'target' and 'contrast' words (the task metric is "
+                              "logit(target) - logit(contrast))")
+    for key in ("node_threshold", "edge_threshold"):
+        if key in data and not 0.0 <= data[key] <= 1.0:
+            raise InterpError(f"recipe {path}: {key} must lie in [0, 1]")
+    if data.get("ablation_mode", "free") not in ("free", "constrained"):
+        raise InterpError(f"recipe {path}: ablation_mode must be free or constrained")
+    fields = {k: v for k, v in data.items() if k not in ("model", "transcoders", "attn_saes")}
+    return Recipe(model=_resolve(data["model"], path),
+                  transcoders=_resolve(data["transcoders"], path) if "transcoders" in data else None,
+                  attn_saes=_resolve(data["attn_saes"], path) if "attn_saes" in data else None, **fields)
+
+
+@dataclass
+class RecipeSummary(Result):
+    recipe: str
+    n_prompts: int
+    top10_ablation_drop: float
+    random10_ablation_drop: float
+    replacement_score: float
+    completeness_score: float
+    out_dir: str
+    prompts: list[dict[str, Any]]
+
+
+def run_recipe(recipe_path: str | Path, out_dir: str | Path, progress: bool = True, device: str = "cpu",
+               dtype: torch.dtype | None = None) -> RecipeSummary:
+    from interp.data.corpus import training_tokens
+
+    recipe = read_recipe(recipe_path)
+    setup = load_setup(recipe.model, recipe.transcoders, recipe.attn_saes, recipe.mode, device, dtype)
+    # Check every prompt before writing anything.
+    for p in recipe.prompts:
+        setup.encode(p["prompt"]), setup.token_id(p["target"]), setup.token_id(p["contrast"])
+    out_dir = Path(out_dir)
+    rows, features = [], set()
+    for i, p in enumerate(tqdm(recipe.prompts, desc=f"recipe {recipe.name}", disable=not progress)):
+        slug = f"{recipe.name}-{i:02d}"
+        ex = extract(setup, p["prompt"], contrast=(p["target"], p["contrast"]), node_threshold=recipe.node_threshold,
+                     edge_threshold=recipe.edge_threshold, max_feature_nodes=recipe.max_feature_nodes,
+                     batch_size=recipe.batch_size, slug=slug, feature_json_base_url="features")
+        drops = ablation_drops(setup, ex, setup.token_id(p["target"]), setup.token_id(p["contrast"]),
+                               seed=recipe.seed + i, mode=recipe.ablation_mode)
+        write_json(out_dir / f"{slug}.json", ex.json)
+        for j in ex.pruned.node_mask[:ex.graph.n_features].nonzero().flatten().tolist():
+            n = ex.graph.nodes[j]
+            features.add((n.kind, n.layer, n.index))
+        rows.append({"slug": slug, "prompt": p["prompt"], "target": p["target"], "contrast": p["contrast"],
+                     **drops, "replacement_score": ex.scores.replacement_score,
+                     "completeness_score": ex.scores.completeness_score,
+                     "n_nodes": len(ex.json["nodes"]), "n_links": len(ex.json["links"])})
+    corpus = torch.tensor(training_tokens(setup.tokenizer, recipe.corpus.get("n_sequences", 128),
+                                          setup.replacement.model.cfg.n_ctx, recipe.corpus.get("seed", 12345)))
+    write_feature_jsons(setup.replacement, features, corpus, setup.vocab, out_dir / "features", progress=progress)
+
+    def mean(key: str) -> float:
+        return sum(r[key] for r in rows) / len(rows)
+
+    summary = RecipeSummary(recipe=recipe.name, n_prompts=len(rows), top10_ablation_drop=mean("top10_ablation_drop"),
+                            random10_ablation_drop=mean("random10_ablation_drop"),
+                            replacement_score=mean("replacement_score"),
+                            completeness_score=mean("completeness_score"), out_dir=str(out_dir), prompts=rows)
+    write_json(out_dir / "summary.json", summary.to_dict())
+    return summary

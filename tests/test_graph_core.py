@@ -1,0 +1,252 @@
+"""The linear computation graph on a tiny random model with random dictionaries (float64)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from graph_helpers import tiny_dictionaries, tiny_model
+from interp.errors import InterpError
+from interp.graph.attribution import attribute, constant_terms
+from interp.graph.interventions import Intervention, intervene
+from interp.graph.prune import hierarchical_attribution, node_influence, normalize_rows, prune
+from interp.graph.replacement import ReplacementModel
+from interp.graph.scores import graph_scores
+
+TOKENS = torch.tensor([0, 3, 5, 7, 3, 5, 9, 11, 4])
+MODES = ["full", "transcoder-only"]
+
+
+@pytest.fixture(scope="module")
+def parts():
+    model = tiny_model()
+    transcoders, attn_saes = tiny_dictionaries(model)
+    return model, transcoders, attn_saes
+
+
+@pytest.fixture(scope="module", params=MODES)
+def built(request, parts):
+    model, transcoders, attn_saes = parts
+    rep = ReplacementModel.build(model, transcoders, attn_saes, mode=request.param)
+    graph = attribute(rep, TOKENS, batch_size=16)
+    return rep, graph
+
+
+def _site(rep, node):
+    return next(i for i, s in enumerate(rep.sites) if s.kind == node.kind and s.layer == node.layer)
+
+
+def test_replacement_forward_reproduces_the_real_logits(built, parts):
+    rep, _ = built
+    snap = rep.snapshot(TOKENS)
+    real = parts[0](TOKENS[None])[0]
+    logits, _, _ = rep.forward(snap)
+    assert torch.allclose(snap.logits, real, atol=1e-12)
+    assert (logits[0] - real).abs().max() < 1e-10
+
+
+def test_graph_has_every_kind_of_node(built):
+    rep, graph = built
+    kinds = {n.kind for n in graph.nodes}
+    expected = {"mlp", "mlp_error", "embedding", "logit"} | ({"attn", "attn_error"} if rep.mode == "full" else set())
+    assert kinds == expected
+    assert graph.n_features > 20 and graph.n_logits >= 1
+    assert all(n.pos > 0 for n in graph.nodes if n.is_feature)      # position 0 is zeroed (circuit-tracer's BOS rule)
+
+
+def test_incoming_edges_plus_constants_equal_each_pre_activation(built):
+    rep, graph = built
+    snap = rep.snapshot(TOKENS)
+    const_logits, const_reads = constant_terms(rep, snap)
+    A = graph.adjacency
+    checked = 0
+    for j, node in enumerate(graph.nodes):
+        if node.is_feature:
+            i = _site(rep, node)
+            const = float(const_reads[i][node.pos] @ rep.sites[i].W_enc[:, node.index])
+            actual = float(snap.reads[i][node.pos] @ rep.sites[i].W_enc[:, node.index])
+        elif node.kind == "logit":
+            direction = torch.full((rep.model.cfg.d_vocab,), -1.0 / rep.model.cfg.d_vocab, dtype=torch.float64)
+            direction[node.index] += 1.0
+            const = float(const_logits[-1] @ direction)
+            actual = float(snap.logits[-1] @ direction)
+        else:
+            assert not A[j].any()                                     # errors and tokens have no inputs
+            continue
+        assert actual == pytest.approx(graph.target_values[j], rel=1e-12)
+        assert float(A[j].sum()) + const == pytest.approx(actual, rel=1e-4, abs=1e-8)
+        checked += 1
+    assert checked == graph.n_features + graph.n_logits
+
+
+def test_edge_weight_equals_measured_direct_effect_of_ablation(built):
+    """Ablate a source in the frozen replacement (every other feature frozen): the target moves by -A[t, s]."""
+    rep, graph = built
+    snap = rep.snapshot(TOKENS)
+    A = graph.adjacency
+    rng = random.Random(0)
+    targets = [j for j, n in enumerate(graph.nodes) if n.is_feature and n.layer == 1 and n.kind == "mlp"]
+    sources = [j for j, n in enumerate(graph.nodes) if n.kind in ("mlp", "attn", "mlp_error", "embedding")
+               and n.layer <= 0 and n.pos > 0]
+    pairs = []
+    for t in rng.sample(targets, 4):
+        earlier = [s for s in sources if graph.nodes[s].pos <= graph.nodes[t].pos]   # causal: others are 0
+        pairs += [(t, s) for s in rng.sample(earlier, min(6, len(earlier)))]
+    nonzero = 0
+    for t, s in pairs:
+        src, tgt = graph.nodes[s], graph.nodes[t]
+        acts = [a.clone() for a in snap.acts]
+        errors = [e.clone() for e in snap.errors]
+        embed = snap.embed.clone()
+        if src.is_feature:
+            acts[_site(rep, src)][src.pos, src.index] = 0.0
+        elif src.kind == "mlp_error":
+            errors[_site(rep, type(src)("mlp", src.layer, 0, 0, 0.0))][src.pos] = 0.0
+        else:
+            embed[src.pos] = 0.0
+        i = _site(rep, tgt)
+        _, reads, _ = rep.forward(snap, acts=acts, errors=errors, embed=embed)
+        before = snap.reads[i][tgt.pos] @ rep.sites[i].W_enc[:, tgt.index]
+        after = reads[i][0, tgt.pos] @ rep.sites[i].W_enc[:, tgt.index]
+        assert float(after - before) == pytest.approx(-float(A[t, s]), rel=1e-6, abs=1e-10)
+        nonzero += bool(A[t, s] != 0)
+    assert nonzero >= 5      # in full mode only same-position sources reach a layer-1 MLP feature directly
+
+
+def test_constrained_frozen_intervention_moves_logit_by_its_edge(built):
+    rep, graph = built
+    n = graph.n_nodes
+    logit_row = graph.adjacency[n - graph.n_logits]
+    j = int(logit_row[:graph.n_features].abs().argmax())
+    node = graph.nodes[j]
+    direction = torch.full((rep.model.cfg.d_vocab,), -1.0 / rep.model.cfg.d_vocab, dtype=torch.float64)
+    direction[graph.nodes[n - graph.n_logits].index] += 1.0
+    res = intervene(rep, TOKENS, [Intervention(node.kind, node.layer, node.pos, node.index, 0.0)],
+                    mode="constrained", freeze_features=True)
+    change = float((res.new_logits - res.clean_logits) @ direction)
+    assert change == pytest.approx(-float(logit_row[j]), rel=1e-6)
+
+
+@pytest.mark.parametrize("how", ["constrained", "free"])
+def test_interventions_without_change_give_clean_logits_and_set_changes_them(built, how):
+    rep, graph = built
+    res = intervene(rep, TOKENS, [], mode=how)
+    assert (res.new_logits - res.clean_logits).abs().max() < 1e-10
+    node = next(n for n in graph.nodes if n.is_feature and n.layer == 0)
+    res = intervene(rep, TOKENS, [Intervention(node.kind, 0, graph.n_tokens - 1, node.index, 5.0)], mode=how)
+    assert (res.new_logits - res.clean_logits).abs().max() > 1e-4
+    with pytest.raises(InterpError):
+        intervene(rep, TOKENS, [Intervention("mlp", 7, 1, 0)], mode=how)
+
+
+def test_free_and_constrained_differ_when_attention_reads_the_change(built):
+    rep, graph = built
+    node = next(n for n in graph.nodes if n.kind == "mlp" and n.layer == 0 and n.pos == 2)
+    ivs = [Intervention("mlp", 0, 2, node.index, 10.0)]
+    free = intervene(rep, TOKENS, ivs, mode="free").new_logits
+    constrained = intervene(rep, TOKENS, ivs, mode="constrained").new_logits
+    assert (free - constrained).abs().max() > 1e-6
+
+
+def test_batched_rows_equal_one_row_per_backward_pass(parts):
+    model, transcoders, attn_saes = parts
+    rep = ReplacementModel.build(model, transcoders, attn_saes, mode="full")
+    one = attribute(rep, TOKENS[:6], batch_size=1)
+    many = attribute(rep, TOKENS[:6], batch_size=13)
+    assert torch.allclose(one.adjacency, many.adjacency, rtol=1e-10, atol=1e-12)
+
+
+def test_max_feature_nodes_keeps_the_most_influential_features(built):
+    rep, full = built
+    capped = attribute(rep, TOKENS, batch_size=8, max_feature_nodes=12)
+    assert capped.n_features == 12
+    assert capped.n_errors == full.n_errors and capped.n_logits == full.n_logits
+    key = {(n.kind, n.layer, n.pos, n.index): j for j, n in enumerate(full.nodes[:full.n_features])}
+    # Rows of the kept features are the full graph's rows restricted to the kept columns.
+    kept = [key[(n.kind, n.layer, n.pos, n.index)] for n in capped.nodes[:12]]
+    cols = kept + list(range(full.n_features, full.n_nodes))
+    assert torch.allclose(capped.adjacency[:12], full.adjacency[kept][:, cols], atol=1e-12)
+    # The kept features include the full graph's most influential one.
+    influence = node_influence(full.adjacency, full.logit_weight_vector())[:full.n_features]
+    assert int(influence.argmax()) in kept
+
+
+def test_top_logits_cover_the_desired_probability_and_single_targets(parts, built):
+    rep, graph = built
+    probs = torch.softmax(rep.snapshot(TOKENS).logits[-1], -1)
+    covered = sum(graph.logit_weights)
+    assert covered >= 0.95 or graph.n_logits == 10
+    assert graph.logit_weights == sorted(graph.logit_weights, reverse=True)
+    assert graph.logit_weights[0] == pytest.approx(float(probs.max()))
+    g = attribute(rep, TOKENS, target=5, batch_size=32)
+    assert g.n_logits == 1 and g.nodes[-1].index == 5
+    c = attribute(rep, TOKENS, contrast=(5, 6), batch_size=32)
+    logits = rep.snapshot(TOKENS).logits[-1]
+    assert c.target_values[-1] == pytest.approx(float(logits[5] - logits[6]))
+    with pytest.raises(InterpError):
+        attribute(rep, TOKENS, target=999)
+
+
+def test_pruning_keeps_everything_at_thresholds_one_and_less_below(built):
+    _, graph = built
+    full = prune(graph, 1.0, 1.0)
+    assert bool(full.node_mask.all())
+    assert torch.equal(full.edge_mask, graph.adjacency != 0)
+    small = prune(graph, 0.5, 0.9)
+    assert small.node_mask.sum() < graph.n_nodes
+    assert bool(small.node_mask[graph.n_nodes - graph.n_logits - graph.n_tokens:].all())  # tokens, logits stay
+    assert small.edge_mask.sum() < full.edge_mask.sum()
+    # Kept edges only join kept nodes.
+    t, s = small.edge_mask.nonzero(as_tuple=True)
+    assert bool(small.node_mask[t].all() and small.node_mask[s].all())
+    with pytest.raises(InterpError):
+        prune(graph, 1.5, 0.9)
+
+
+def test_influence_series_equals_matrix_inverse(built):
+    _, graph = built
+    A = normalize_rows(graph.adjacency)
+    w = graph.logit_weight_vector()
+    n = A.shape[0]
+    closed = w @ (torch.linalg.inv(torch.eye(n, dtype=A.dtype) - A) - torch.eye(n, dtype=A.dtype))
+    assert torch.allclose(node_influence(graph.adjacency, w), closed, atol=1e-10)
+
+
+def test_scores_lie_in_range_and_are_one_without_errors(built):
+    _, graph = built
+    s = graph_scores(graph)
+    assert 0.0 < s.replacement_score < 1.0 and 0.0 < s.completeness_score < 1.0
+    no_errors = graph.adjacency.clone()
+    no_errors[:, graph.n_features:graph.n_features + graph.n_errors] = 0
+    s0 = graph_scores(graph, no_errors)
+    assert s0.replacement_score == pytest.approx(1.0) and s0.completeness_score == pytest.approx(1.0)
+
+
+def test_hierarchical_attribution_cuts_off_small_nodes(built):
+    _, graph = built
+    everything = hierarchical_attribution(graph, threshold=0.0)
+    few = hierarchical_attribution(graph, threshold=0.05)
+    assert few.node_mask.sum() < everything.node_mask.sum()
+    assert bool(few.node_mask[graph.n_nodes - graph.n_logits:].all())
+    # Last-layer MLP features reach the logits only directly: their attribution is w · A[logit, s].
+    w = graph.logit_weight_vector()
+    last = [j for j, n in enumerate(graph.nodes) if n.kind == "mlp" and n.layer == graph.n_layers - 1]
+    assert torch.allclose(everything.influence[last], w @ graph.adjacency[:, last], atol=1e-12)
+
+
+def test_bad_inputs_raise_one_line_errors(parts):
+    model, transcoders, attn_saes = parts
+    rep = ReplacementModel.build(model, transcoders, attn_saes, mode="full")
+    with pytest.raises(InterpError, match="empty"):
+        rep.snapshot(torch.tensor([], dtype=torch.long))
+    with pytest.raises(InterpError, match="context"):
+        rep.snapshot(torch.zeros(model.cfg.n_ctx + 1, dtype=torch.long))
+    other = tiny_model(d_model=8)
+    with pytest.raises(InterpError, match="another model"):
+        ReplacementModel.build(other, transcoders, attn_saes)
+    with pytest.raises(InterpError, match="layers"):
+        ReplacementModel.build(model, {0: transcoders[0]}, attn_saes)
+    with pytest.raises(InterpError, match="attention SAEs"):
+        ReplacementModel.build(model, transcoders, None, mode="full")
