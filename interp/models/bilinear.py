@@ -98,6 +98,12 @@ def count_parameters(model: nn.Module) -> int:
 CLASSIFIERS: dict[str, type[nn.Module]] = {"bilinear": BilinearClassifier, "relu": ReluMLP}
 
 
+def register(model_class: type[nn.Module]) -> type[nn.Module]:
+    """Add an image-classifier class (with `arch` and `config()`) to the registry `build_classifier` reads."""
+    CLASSIFIERS[model_class.arch] = model_class
+    return model_class
+
+
 def build_classifier(config: dict[str, Any]) -> nn.Module:
     """Rebuild a classifier from the `config()` dict it was saved with."""
     arch = config.get("arch")
@@ -108,3 +114,7 @@ def build_classifier(config: dict[str, Any]) -> nn.Module:
         return CLASSIFIERS[arch](**kwargs)
     except TypeError as e:
         raise InterpError(f"classifier config does not fit architecture {arch!r}: {e}") from None
+
+
+# Classifiers defined in their own modules register themselves here (after CLASSIFIERS exists).
+from interp.models import cnn as _cnn  # noqa: E402,F401

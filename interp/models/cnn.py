@@ -43,6 +43,11 @@ class SmallCNN(nn.Module):
         layers += [nn.Flatten(), nn.Linear(c_in * size * size, n_classes, bias=bias)]
         self.layers = nn.Sequential(*layers)
 
+    @property
+    def d_in(self) -> int:
+        """Number of input pixels (the flat size other classifiers call d_in)."""
+        return self.image_size * self.image_size
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
 
@@ -52,10 +57,11 @@ class SmallCNN(nn.Module):
 
 
 def _register() -> None:
-    # `load_classifier` rebuilds models through this registry; the CNN adds itself on import.
-    from interp.models.bilinear import CLASSIFIERS
+    # `load_classifier` rebuilds models through the registry in interp.models.bilinear, which imports
+    # this module at its end; importing the registry here is then safe in either import order.
+    from interp.models.bilinear import register
 
-    CLASSIFIERS.setdefault(SmallCNN.arch, SmallCNN)
+    register(SmallCNN)
 
 
 _register()
