@@ -54,6 +54,7 @@ def save_tiny_lm(folder: Path, d_model: int = 16, n_layers: int = 2, n_ctx: int 
                  seed: int = 0) -> Path:
     """A random bilinear LM on the corpus vocabulary, saved with its transcoders and attention SAEs."""
     from interp.data.corpus import make_tokenizer
+    from interp.io import write_json
     from interp.models.lm import build_lm, make_lm_config, save_lm
 
     tokenizer = make_tokenizer()
@@ -62,7 +63,9 @@ def save_tiny_lm(folder: Path, d_model: int = 16, n_layers: int = 2, n_ctx: int 
     model = build_lm(cfg)
     save_lm(folder, model, tokenizer, metrics={})
     transcoders, attn_saes = tiny_dictionaries(model, d_sae=d_sae, seed=seed, dtype="float32")
-    for layer in range(n_layers):
-        transcoders[layer].save_model(str(folder / "transcoders" / f"layer_{layer}"))
-        attn_saes[layer].save_model(str(folder / "attn-saes" / f"layer_{layer}"))
+    for name, dicts, kind in (("transcoders", transcoders, "transcoder"), ("attn-saes", attn_saes, "attn_sae")):
+        for layer in range(n_layers):
+            dicts[layer].save_model(str(folder / name / f"layer_{layer}"))
+        write_json(folder / name / "config.json", {"kind": "dictionaries", "type": kind, "model": "..",
+                                                   "layers": list(range(n_layers))})
     return folder

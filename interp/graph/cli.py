@@ -47,6 +47,8 @@ def extract_command(args: argparse.Namespace) -> dict[str, Any]:
         return out
     if args.model is None or args.prompt is None or args.out is None:
         raise InterpError("give --model DIR --prompt TEXT --out FILE.json (or --recipe FILE --out-dir DIR)")
+    if not args.prompt.strip():
+        raise InterpError("empty prompt: give at least one word")
     if args.target is not None and args.contrast is not None:
         raise InterpError("give --target or --contrast, not both")
     setup = load_setup(args.model, args.transcoders, args.attn_saes, args.mode, str(device), dtype)

@@ -15,6 +15,8 @@ metric (logit of the target minus logit of the contrast) far more than ablating 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import random
 import tomllib
 from dataclasses import dataclass, field
@@ -88,7 +90,10 @@ def load_setup(model_dir: str | Path, transcoders: str | Path | None = None, att
     from interp.models.lm import load_lm
 
     model_dir = Path(model_dir)
-    lm = load_lm(model_dir, device=device, dtype=dtype)
+    # TransformerLens prints "Moving model to device" on stdout; keep stdout for the one JSON object
+    # and stderr for the one error line.
+    with contextlib.redirect_stdout(io.StringIO()):
+        lm = load_lm(model_dir, device=device, dtype=dtype)
     tcs = load_dictionary_folder(transcoders or model_dir / "transcoders", "transcoders")
     saes = load_dictionary_folder(attn_saes or model_dir / "attn-saes", "attention SAEs") if mode == "full" else None
     for sae in list(tcs.values()) + list((saes or {}).values()):

@@ -1,0 +1,137 @@
+"""`interp extract`, `interp graph-info` and `interp intervene` end to end on a tiny saved LM, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from graph_helpers import save_tiny_lm
+from interp.data.corpus import task_examples
+
+SCHEMA = json.loads((Path(__file__).parent / "fixtures" / "attribution-graph.schema.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    return save_tiny_lm(tmp_path_factory.mktemp("graph-cli") / "lm")
+
+
+@pytest.fixture(scope="module")
+def ioi():
+    return task_examples("ioi", n=2)
+
+
+def _one_error_line(code, out, err):
+    assert code == 2, err
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("interp: error:"), err
+    assert "Traceback" not in err
+
+
+def test_extract_one_prompt_writes_a_valid_graph(run_cli, lm, ioi, tmp_path):
+    ex = ioi[0]
+    out = tmp_path / "g.json"
+    code, stdout, err = run_cli("extract", "--model", lm, "--prompt", ex.prompt, "--contrast",
+                                f"{ex.target},{ex.contrast}", "--out", out, "--json", "--quiet",
+                                "--features-dir", tmp_path / "features")
+    assert code == 0, err
+    summary = json.loads(stdout)
+    data = json.loads(out.read_text())
+    jsonschema.validate(data, SCHEMA)
+    assert summary["n_nodes"] == len(data["nodes"]) and 0 < summary["replacement_score"] <= 1
+    assert data["metadata"]["prompt_tokens"][1:] == ex.prompt.split()
+    features = [n for n in data["nodes"] if n["feature_type"] in ("cross layer transcoder", "attention sae feature")]
+    assert features and all((tmp_path / "features" / f"{n['feature']}.json").is_file() for n in features)
+    code, stdout, err = run_cli("graph-info", out, "--json")
+    assert code == 0 and json.loads(stdout)["n_links"] == len(data["links"])
+
+
+def test_extract_thresholds_one_keep_the_whole_transcoder_only_graph(run_cli, lm, ioi, tmp_path):
+    ex = ioi[1]
+    code, stdout, err = run_cli("extract", "--model", lm, "--prompt", ex.prompt, "--target", ex.target,
+                                "--mode", "transcoder-only", "--node-threshold", "1.0", "--edge-threshold", "1.0",
+                                "--out", tmp_path / "full.json", "--json", "--quiet")
+    assert code == 0, err
+    data = json.loads((tmp_path / "full.json").read_text())
+    n_tokens = len(ex.prompt.split()) + 1
+    s = json.loads(stdout)
+    assert len(data["nodes"]) == s["n_active_features"] + 2 * n_tokens + n_tokens + 1
+    types = {n["feature_type"] for n in data["nodes"]}
+    assert "attention sae feature" not in types and "mlp reconstruction error" in types
+
+
+def test_recipe_writes_one_graph_per_prompt_features_and_summary(run_cli, lm, ioi, tmp_path):
+    lines = [f'name = "tiny"', f'model = "{lm}"', 'mode = "full"', "[corpus]", "n_sequences = 8", "seed = 3"]
+    for ex in ioi:
+        lines += ["[[prompts]]", f'prompt = "{ex.prompt}"', f'target = "{ex.target}"', f'contrast = "{ex.contrast}"']
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text("\n".join(lines) + "\n")
+    code, stdout, err = run_cli("extract", "--recipe", recipe, "--out-dir", tmp_path / "out", "--json")
+    assert code == 0, err
+    summary = json.loads(stdout)
+    for key in ("top10_ablation_drop", "random10_ablation_drop", "replacement_score"):
+        assert isinstance(summary[key], float)
+    graphs = sorted((tmp_path / "out").glob("tiny-*.json"))
+    assert len(graphs) == 2
+    for g in graphs:
+        jsonschema.validate(json.loads(g.read_text()), SCHEMA)
+    assert list((tmp_path / "out" / "features").glob("*.json"))
+    assert "recipe tiny" in err          # the progress bar goes to stderr
+    assert summary["n_prompts"] == 2 and len(summary["prompts"]) == 2
+
+
+def test_intervene_reports_new_logits(run_cli, lm, ioi):
+    code, stdout, err = run_cli("intervene", "--model", lm, "--prompt", ioi[0].prompt, "--set", "mlp:1:3:0=20",
+                                "--how", "free", "--json")
+    assert code == 0, err
+    res = json.loads(stdout)
+    assert res["max_logit_change"] > 0 and len(res["top_after"]) == 5
+
+
+@pytest.mark.parametrize("args", [
+    ["--prompt", ""],
+    ["--prompt", "   "],
+    ["--prompt", "when Mary and Zorblax went to"],
+    ["--prompt", " ".join(["the"] * 40)],
+    ["--prompt", "when Mary and John went to", "--target", "Zorblax"],
+    ["--prompt", "when Mary and John went to", "--contrast", "Mary"],
+    ["--prompt", "when Mary and John went to", "--contrast", "Mary,Zorblax"],
+    ["--prompt", "when Mary and John went to", "--target", "Mary", "--contrast", "Mary,John"],
+])
+def test_bad_prompts_and_targets_fail_with_one_line(run_cli, lm, tmp_path, args):
+    out = tmp_path / "g.json"
+    _one_error_line(*run_cli("extract", "--model", lm, *args, "--out", out, "--quiet"))
+    assert not out.exists()
+
+
+def test_dictionaries_of_another_model_are_rejected(run_cli, lm, tmp_path):
+    other = save_tiny_lm(tmp_path / "other", d_model=8)
+    _one_error_line(*run_cli("extract", "--model", lm, "--transcoders", other / "transcoders",
+                             "--prompt", "when Mary and John went to", "--out", tmp_path / "g.json", "--quiet"))
+    _one_error_line(*run_cli("extract", "--model", lm, "--attn-saes", other / "attn-saes",
+                             "--prompt", "when Mary and John went to", "--out", tmp_path / "g.json", "--quiet"))
+
+
+@pytest.mark.parametrize("text", [
+    'name = "x"\nmodel = "LM"\n[[prompts]]\nprompt = "when Mary and John went to"\n',          # no target/contrast
+    'name = "x"\nmodel = "LM"\nprompts = []\n',                                                 # no prompts
+    'name = "x"\nmodel = "LM"\nnode_threshold = 3\n[[prompts]]\nprompt = "a"\ntarget = "a"\ncontrast = "b"\n',
+    'name = "x"\nmodel = "LM"\nbogus = 1\n[[prompts]]\nprompt = "a"\ntarget = "a"\ncontrast = "b"\n',
+    'name = "x\nmodel = \n',                                                                     # not TOML
+    'model = "LM"\n[[prompts]]\nprompt = "a"\ntarget = "a"\ncontrast = "b"\n',                  # no name
+    'name = "x"\nmodel = "LM"\n[[prompts]]\nprompt = "when Zorblax"\ntarget = "Mary"\ncontrast = "John"\n',
+])
+def test_malformed_recipes_fail_with_one_line(run_cli, lm, tmp_path, text):
+    recipe = tmp_path / "bad.toml"
+    recipe.write_text(text.replace("LM", str(lm)))
+    _one_error_line(*run_cli("extract", "--recipe", recipe, "--out-dir", tmp_path / "out", "--quiet"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_arguments_fail_with_one_line(run_cli, lm, tmp_path):
+    _one_error_line(*run_cli("extract", "--model", lm, "--out", tmp_path / "g.json"))
+    _one_error_line(*run_cli("extract", "--recipe", tmp_path / "none.toml", "--out-dir", tmp_path / "o"))
+    _one_error_line(*run_cli("graph-info", tmp_path / "none.json"))
