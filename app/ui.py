@@ -64,3 +64,37 @@ def guarded(path: str, within: tuple | None = None):
         return catalog.guard(path, roots(), within=within)
     except InterpError as e:
         fail(e)
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def image_model(path: str):
+    """(model in eval mode, config) of an image-classifier checkpoint, shared by every page."""
+    from interp.models.checkpoints import load_classifier
+
+    model, config, _ = load_classifier(path)
+    return model, config
+
+
+@st.cache_resource(show_spinner="Loading the test set…")
+def image_dataset(name: str):
+    from interp.data.images import load_image_dataset
+
+    return load_image_dataset(name)
+
+
+@st.cache_resource(show_spinner="Loading the language model…")
+def language_model(path: str):
+    """An `interp.models.lm.LoadedLM` (model, tokenizer, config, metrics), shared by every page."""
+    from interp.models.lm import load_lm
+
+    return load_lm(path)
+
+
+def example_prompt(task: str = "ioi") -> str:
+    """The first held-out prompt of a planted task, to start from something the model can do."""
+    try:
+        from interp.data.corpus import task_examples
+
+        return task_examples(task, n=1)[0].prompt
+    except (ImportError, IndexError, InterpError):
+        return ""

@@ -88,3 +88,54 @@ def test_models_with_no_checkpoint_says_so(monkeypatch, tmp_path):
     monkeypatch.setenv(catalog.ENV_CHECKPOINTS, str(tmp_path))
     at = run_page("1_Models.py")
     assert any("No checkpoint" in w.value for w in at.warning)
+
+
+# ---- pages that read image classifiers: tiny digits models trained here, so that the tests do not
+# depend on which shipped checkpoints exist (the e2e browser test runs on the shipped ones).
+
+@pytest.fixture(scope="module")
+def digits_models(tmp_path_factory):
+    from interp.train.classifier import TrainOptions, train_and_save
+    from interp.train.cnn import CNNTrainOptions, train_and_save_cnn
+
+    root = tmp_path_factory.mktemp("digits-checkpoints")
+    train_and_save(root / "digits-bilinear", TrainOptions(dataset="digits", arch="bilinear", epochs=4, hidden=32, lr=5e-3),
+                   quiet=True)
+    train_and_save(root / "digits-relu", TrainOptions(dataset="digits", arch="relu", epochs=4, hidden=32, lr=5e-3),
+                   quiet=True)
+    train_and_save_cnn(root / "digits-cnn", CNNTrainOptions(dataset="digits", epochs=2, channels=(4,), kernel=3),
+                       quiet=True)
+    return root
+
+
+@pytest.fixture
+def digits_roots(monkeypatch, digits_models):
+    monkeypatch.setenv(catalog.ENV_CHECKPOINTS, str(digits_models))
+    return digits_models
+
+
+def test_bilinear_spectra_page(digits_roots):
+    at = run_page("3_Bilinear_spectra.py")
+    assert at.selectbox(key="model").options == ["digits-bilinear"]  # only bilinear models are offered
+    assert len(plotly_charts(at)) == 4  # spectrum, eigenvectors, truncation, per-class spectra
+    assert [m.label for m in at.metric][:1] == ["Effective rank (Σ|λ|)²/Σλ²"]
+    n_pos, n_neg = int(at.metric[1].value), int(at.metric[2].value)
+    assert 0 < n_pos + n_neg <= 64
+    # A logit difference and fewer eigenvectors: still renders.
+    at.selectbox(key="class_b").select("5: 5").run()
+    at.slider(key="n_vectors").set_value(3).run()
+    assert not at.exception
+    assert len(plotly_charts(at)) == 4
+
+
+@pytest.mark.parametrize("name, charts", [("digits-bilinear", 3), ("digits-cnn", 2), ("digits-relu", 2)])
+def test_relevance_page_on_images(digits_roots, name, charts):
+    at = run_page("4_Relevance_maps.py")
+    at.selectbox(key="model").select(name).run()
+    assert not at.exception
+    # Maps side by side and the flipping curves; bilinear models add the pair relevance.
+    assert len(plotly_charts(at)) == charts
+    at.slider(key="index").set_value(7).run()
+    at.selectbox(key="target").select("3: 3").run()
+    assert not at.exception
+    assert "explaining the logit of **3**" in at.markdown[0].value

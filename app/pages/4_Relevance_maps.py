@@ -1,6 +1,155 @@
-"""Relevance maps."""
+"""Relevance maps: an image (or a prompt); deep Taylor decomposition and the baselines side by side,
+exact pair relevance for bilinear models, and the pixel-flipping curves."""
+
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+from plotly.subplots import make_subplots
 
 import ui
+from interp import catalog
 
 ui.setup("Relevance maps", icon=":material/local_fire_department:")
-ui.require("interp.viz.relevance")
+engine, evaluate, viz = ui.require("interp.relevance.engine", "interp.relevance.evaluate", "interp.viz.relevance")
+from interp.errors import InterpError  # noqa: E402
+
+roots = ui.roots()
+# The methods shown side by side: the deep Taylor rule map, and the baselines it is compared with.
+METHODS = {"DTD (z⁺ / zᴮ)": "dtd", "LRP-ε": "epsilon", "gradient × input": "gradient_x_input", "gradient": "gradient"}
+FLIP_IMAGES = 100
+
+
+@st.cache_data(show_spinner="Relevance maps…")
+def maps(path: str, index: int, target: int | None) -> dict:
+    model, config = ui.image_model(path)
+    image = ui.image_dataset(config["dataset"]).test.images[index][None]
+    dtd = engine.relevance(model, image, target, "dtd")
+    out = {"target": int(dtd.target[0]), "output": float(dtd.output[0]), "absorbed": float(dtd.absorbed[0]),
+           "rules": dtd.rules}
+    # The baselines exactly as pixel flipping scores them (gradient × input, |gradient|), plus LRP-ε.
+    scores = evaluate.method_scores(model, image, dtd.target, "dtd", torch.Generator().manual_seed(0))
+    for key in ("dtd", "gradient_x_input", "gradient"):
+        out[key] = scores[key].reshape(image.shape[1:]).tolist()
+    out["epsilon"] = engine.relevance(model, image, dtd.target, "epsilon").relevance[0].tolist()
+    with torch.no_grad():
+        out["logits"] = model(image)[0].tolist()
+    return out
+
+
+@st.cache_resource(show_spinner="Pair relevance…", max_entries=16)
+def pairs(path: str, index: int, target: int):
+    # A (d × d) tensor: kept as the Result object (cache_resource), not pickled into a list of lists.
+    model, config = ui.image_model(path)
+    image = ui.image_dataset(config["dataset"]).test.images[index]
+    return engine.bilinear_pair_relevance(model, image, target)
+
+
+@st.cache_data(show_spinner=f"Pixel flipping on {FLIP_IMAGES} test images…")
+def flipping(path: str, n_images: int) -> dict:
+    model, config = ui.image_model(path)
+    images = ui.image_dataset(config["dataset"]).test.images[:n_images]
+    return evaluate.pixel_flipping(model, images, "dtd", steps=25, pixels_per_step=16, quiet=True).to_dict()
+
+
+def side_by_side(image, named_maps: dict[str, list]) -> go.Figure:
+    """The input, then one relevance map per method, each on its own symmetric red/blue scale."""
+    fig = make_subplots(rows=1, cols=1 + len(named_maps), subplot_titles=["input", *named_maps],
+                        horizontal_spacing=0.02)
+    fig.add_trace(go.Heatmap(z=image, colorscale="gray_r", showscale=False), 1, 1)
+    for col, values in enumerate(named_maps.values(), start=2):
+        limit = max(abs(v) for row in values for v in row) or 1.0
+        fig.add_trace(go.Heatmap(z=values, colorscale="RdBu_r", zmin=-limit, zmax=limit, showscale=False,
+                                 hovertemplate="row %{y}, col %{x}<br>R %{z:.4g}<extra></extra>"), 1, col)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    for col in range(1, 2 + len(named_maps)):
+        fig.update_yaxes(scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+mode = st.radio("Explain", ["an image", "a prompt"], horizontal=True, key="mode")
+
+if mode == "a prompt":
+    lm_module, tokens_module = ui.require("interp.models.lm", "interp.relevance.tokens")
+    lms = [c for c in catalog.language_models(roots) if c.arch == "bilinear"]
+    if not lms:
+        st.info("No bilinear language model under the checkpoint folders yet (`interp train lm --arch bilinear`).")
+        st.stop()
+    chosen = ui.pick_checkpoint("Language model", lms, key="lm", prefer=("lm-bilinear",))
+    lm = ui.language_model(str(chosen.path))
+    prompt = st.text_input("Prompt", value=ui.example_prompt("ioi"), key="prompt")
+    target_text = st.text_input("Explain the logit of (empty: the top prediction)", value="", key="target_token")
+    try:
+        tokens = lm.to_tokens(prompt)
+        strings = lm.tokenizer.tokens(prompt)
+        target = lm.tokenizer.token_id(target_text.strip()) if target_text.strip() else None
+        result = tokens_module.token_relevance(lm.model, tokens, target, strings)
+    except InterpError as e:
+        ui.fail(e)
+    target_name = lm.tokenizer.vocab[result.target_id]
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Explained logit", f"{result.output:.3f}", help=f"the logit of {target_name!r} at the last position")
+    c2.metric("Σ token relevance", f"{sum(result.relevance):.3f}")
+    c3.metric("Constant (positions, biases)", f"{result.constant:.3f}")
+    st.plotly_chart(viz.token_relevance_figure(result.tokens, result.relevance,
+                                               f"token relevance for {target_name!r}"), key="token_relevance")
+    st.caption("Attention patterns and LayerNorm scales are frozen at their values on this prompt; the bilinear "
+               "MLPs are split exactly, so the relevance of the tokens plus the constant is the logit.")
+    st.stop()
+
+classifiers = catalog.image_classifiers(roots)
+if not classifiers:
+    st.info("No image classifier under the checkpoint folders yet.")
+    st.stop()
+top = st.columns([2, 3, 2])
+with top[0]:
+    chosen = ui.pick_checkpoint("Model", classifiers, key="model", prefer=("fmnist-bilinear", "fmnist-cnn"))
+try:
+    model, config = ui.image_model(str(chosen.path))
+    data = ui.image_dataset(config["dataset"])
+except InterpError as e:
+    ui.fail(e)
+names = data.class_names
+with top[1]:
+    index = st.slider("Test image", min_value=0, max_value=min(len(data.test), 1000) - 1, value=0, key="index")
+with top[2]:
+    label = int(data.test.labels[index])
+    choice = st.selectbox("Explain the logit of", ["predicted class"] + [f"{i}: {n}" for i, n in enumerate(names)],
+                          key="target")
+target = None if choice == "predicted class" else int(choice.split(":")[0])
+
+try:
+    result = maps(str(chosen.path), index, target)
+except InterpError as e:
+    ui.fail(e)
+explained = names[result["target"]]
+prediction = names[max(range(len(result["logits"])), key=result["logits"].__getitem__)]
+st.markdown(f"True label **{names[label]}**, predicted **{prediction}**; explaining the logit of "
+            f"**{explained}** = {result['output']:.3f} "
+            f"(Σ DTD relevance {sum(sum(r) for r in result['dtd']):.3f}, absorbed by biases {result['absorbed']:.3g}).")
+image = data.test.images[index].tolist()
+st.plotly_chart(side_by_side(image, {title: result[key] for title, key in METHODS.items()}), key="maps")
+with st.expander("Rules per layer"):
+    st.json(result["rules"])
+
+if chosen.arch == "bilinear":
+    st.subheader("Pair relevance (exact for a bilinear layer)")
+    pair = pairs(str(chosen.path), index, result["target"])
+    d = len(pair.relevance)
+    width = data.image_shape[1]
+    strongest = int(pair.relevance.abs().argmax())
+    left, right = st.columns([1, 2])
+    with left:
+        pixel = st.number_input("Pixel (row-major index)", min_value=0, max_value=d - 1, value=strongest, key="pixel",
+                                help="default: the pixel with the largest |R_i|")
+        st.metric("Σ R_ij", f"{float(pair.pairs.sum()):.4f}", help=f"the logit is {pair.output:.4f}")
+        st.caption(f"R_ij = x_i Q_ij x_j; R_i = Σ_j R_ij. Pixel {pixel} is row {pixel // width}, column {pixel % width}.")
+    with right:
+        st.plotly_chart(viz.pair_relevance_figure(pair.pairs, data.image_shape, int(pixel)), key="pairs")
+
+st.subheader("Pixel flipping")
+flip = flipping(str(chosen.path), FLIP_IMAGES)
+st.plotly_chart(viz.flipping_curves_figure(flip["curves"], flip["pixels_per_step"], flip["aopc"],
+                                           title=f"Pixel flipping, most relevant first, on the first {flip['n_images']} "
+                                                 f"test images (higher AOPC: a better explanation)"), key="flipping")
