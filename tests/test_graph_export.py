@@ -128,3 +128,22 @@ def test_feature_json_holds_contexts_logits_histogram_and_density(graphs, tmp_pa
     effect = site.W_dec[data["feature"]] @ rep.model.W_U
     assert data["top_logits"][0] == VOCAB[int(effect.argmax())]
     assert data["bottom_logits"][0] == VOCAB[int(effect.argmin())]
+
+
+def test_graph_figure_places_nodes_by_position_and_layer(graphs):
+    from interp.viz.graph import graph_figure
+
+    _, graph = graphs["full"]
+    data = export_graph(graph, prune(graph, 0.8, 0.98))
+    fig = graph_figure(data)
+    markers = [t for t in fig.data if t.mode == "markers"]
+    assert {t.name for t in markers} == {n["feature_type"] for n in data["nodes"]}
+    assert sum(len(t.x) for t in markers) == len(data["nodes"])
+    logits = next(t for t in markers if t.name == "logit")
+    embeds = next(t for t in markers if t.name == "embedding")
+    assert min(logits.y) > max(t for m in markers if m.name != "logit" for t in m.y)
+    assert max(embeds.y) < min(t for m in markers if m.name != "embedding" for t in m.y)
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert sum(len(t.x) for t in lines) == 3 * len(data["links"])
+    widths = {t.line.width for t in lines}
+    assert len(widths) > 1
