@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +146,10 @@ def _token_command(args: argparse.Namespace, device, dtype) -> dict[str, Any]:
         raise InterpError("language models need --text PROMPT")
     if args.out is not None and args.out.suffix.lower() != ".html":
         raise InterpError(f"--out {args.out}: token relevance is written as .html")
-    lm = load_lm(args.path, device=device, dtype=dtype)
+    # TransformerLens prints "Moving model to device" on stdout; --json must print one object only,
+    # and an error exactly one line, so that chatter is dropped.
+    with contextlib.redirect_stdout(io.StringIO()):
+        lm = load_lm(args.path, device=device, dtype=dtype)
     tokens = lm.to_tokens(args.text)
     strings = lm.tokenizer.tokens(args.text)
     target = lm.tokenizer.token_id(args.target) if args.target is not None else None

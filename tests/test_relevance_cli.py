@@ -1,0 +1,125 @@
+"""`interp relevance` / `interp relevance-eval` end to end, on the shipped CNN and on tiny models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from interp.data.images import load_digits
+from interp.models.bilinear import BilinearClassifier, ReluMLP
+from interp.models.checkpoints import save_classifier
+from tests.conftest import CHECKPOINTS
+
+CNN = CHECKPOINTS / "fmnist-cnn"
+
+
+def _train_briefly(model, data, steps=40, seed=0):
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x, y = data.train.flat, data.train.labels
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def digit_checkpoints(tmp_path_factory):
+    """A small bilinear and a small ReLU classifier (with biases) on sklearn's digits."""
+    data = load_digits()
+    folder = tmp_path_factory.mktemp("relevance-ckpt")
+    torch.manual_seed(0)
+    bilinear = _train_briefly(BilinearClassifier(64, 10, d_hidden=32), data)
+    relu = _train_briefly(ReluMLP(64, 10, d_hidden=32), data)
+    extra = {"class_names": data.class_names, "image_shape": [8, 8]}
+    save_classifier(folder / "bilinear", bilinear, "digits", {}, extra)
+    save_classifier(folder / "relu", relu, "digits", {}, extra)
+    return folder
+
+
+def test_relevance_on_shipped_cnn_conserves_and_writes_png(run_cli, tmp_path):
+    out = tmp_path / "map.png"
+    code, stdout, stderr = run_cli("relevance", CNN, "--index", "3", "--json", "--out", out, "--top", "5")
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    assert result["model"] == "cnn" and result["rule_map"] == "dtd"
+    assert result["target"] == result["prediction"]
+    assert abs(result["relevance_sum"] - result["output"]) <= 1e-5 * abs(result["output"])  # bias-free CNN
+    assert len(result["top_pixels"]) == 5
+    values = [p["relevance"] for p in result["top_pixels"]]
+    assert values == sorted(values, reverse=True)
+    with Image.open(out) as picture:
+        assert picture.format == "PNG" and picture.size[0] > picture.size[1]
+
+
+def test_relevance_with_named_target_and_other_rule_maps(run_cli, tmp_path):
+    for rule_map in ("zplus", "epsilon", "w2"):
+        code, stdout, stderr = run_cli("relevance", CNN, "--index", "0", "--target", "Sneaker", "--rule-map",
+                                       rule_map, "--json", "--out", tmp_path / "map.html")
+        assert code == 0, stderr
+        result = json.loads(stdout)
+        assert result["target_name"] == "Sneaker" and result["rule_map"] == rule_map
+        assert result["relevance_sum"] + result["absorbed"] == pytest.approx(result["output"], rel=1e-4, abs=1e-4)
+    assert (tmp_path / "map.html").read_text().count("plotly") > 0
+
+
+def test_bilinear_pairs_sum_to_logit(run_cli, digit_checkpoints):
+    code, stdout, stderr = run_cli("relevance", digit_checkpoints / "bilinear", "--index", "7", "--pairs", "--json")
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    assert result["pair_sum"] == pytest.approx(result["output"], rel=1e-4)
+    assert result["relevance_sum"] == pytest.approx(result["output"], rel=1e-4)
+    assert len(result["top_pairs"]) == 10 and all(p["i"] < p["j"] for p in result["top_pairs"])
+
+
+def test_relu_with_biases_reports_absorbed_part(run_cli, digit_checkpoints):
+    code, stdout, stderr = run_cli("relevance", digit_checkpoints / "relu", "--index", "0", "--json")
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    assert result["absorbed"] != 0
+    assert result["relevance_sum"] + result["absorbed"] == pytest.approx(result["output"], rel=1e-4)
+    assert sum(result["absorbed_by_layer"].values()) == pytest.approx(result["absorbed"], rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--index", "10000"], "index 10000 is out of range"),
+    (["--index", "-1"], "index -1 is out of range"),
+    (["--index", "0", "--target", "12"], "class 12 does not exist"),
+    (["--index", "0", "--target", "Hat"], "class 'Hat' does not exist"),
+    (["--index", "0", "--rule-map", "magic"], "unknown rule map"),
+    (["--index", "0", "--out", "map.jpg"], "use a .png or .html"),
+    (["--index", "0", "--pairs"], "--pairs needs a bilinear classifier"),
+    ([], "need --index"),
+])
+def test_bad_input_is_one_line_exit_2(run_cli, args, message):
+    code, stdout, stderr = run_cli("relevance", CNN, *args, "--json")
+    assert code == 2 and stdout == ""
+    assert message in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_missing_checkpoint_is_exit_2(run_cli, tmp_path):
+    code, _, stderr = run_cli("relevance", tmp_path / "nothing", "--index", "0")
+    assert code == 2 and "not found" in stderr
+
+
+def test_relevance_eval_dtd_beats_random_and_gradient_on_cnn(run_cli, tmp_path):
+    out = tmp_path / "curves.html"
+    code, stdout, stderr = run_cli("relevance-eval", CNN, "--n-images", "100", "--steps", "10",
+                                   "--pixels-per-step", "16", "--json", "--quiet", "--out", out)
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    assert set(result["aopc"]) == {"dtd", "gradient_x_input", "gradient", "random"}
+    assert result["n_images"] == 100 and all(len(c) == 11 for c in result["curves"].values())
+    assert result["aopc"]["dtd"] > result["aopc"]["random"]
+    assert result["aopc"]["dtd"] >= result["aopc"]["gradient"]
+    assert out.is_file()
+
+
+def test_relevance_eval_bad_input(run_cli):
+    code, _, stderr = run_cli("relevance-eval", CNN, "--steps", "0", "--json")
+    assert code == 2 and "--steps" in stderr
