@@ -1,0 +1,224 @@
+"""Training the small language models on the synthetic corpus, and measuring their planted tasks.
+
+The loop is nanoGPT's: AdamW, linear warm-up then cosine decay, next-token cross-entropy on
+BOS-prefixed sequences of the corpus. Data and initialisation come from explicit seeds, so the same
+options give the same checkpoint on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+
+from interp.data import corpus
+from interp.data.tokenizer import WordTokenizer
+from interp.errors import InterpError
+from interp.io import git_commit
+from interp.models.lm import ARCHS, LoadedLM, build_lm, lm_arch, make_lm_config, save_lm
+from interp.results import Result
+
+
+@dataclass
+class LMTrainOptions:
+    arch: str = "bilinear"
+    n_layers: int = 2
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    n_ctx: int = 64
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 2e-3
+    wd: float = 0.05
+    warmup_steps: int = 100
+    seed: int = 0
+    n_eval: int = 200  # held-out examples per task at the end
+
+
+@dataclass
+class TaskMetrics(Result):
+    induction: dict[str, float]
+    ioi: dict[str, float]
+    brackets: dict[str, float]
+
+
+@dataclass
+class LMEvalResult(Result):
+    """Held-out task metrics of a language model (and its loss on fresh corpus text)."""
+
+    tasks: dict[str, dict[str, float]]
+    heldout_loss: float
+    n_examples: int
+
+
+@dataclass
+class LMTrainResult(Result):
+    arch: str
+    steps: int
+    tokens_seen: int
+    train_seconds: float
+    tokens_per_second: float
+    final_train_loss: float
+    n_params: int
+    eval: dict[str, Any] = field(default_factory=dict)
+
+
+def lr_at(step: int, options: LMTrainOptions) -> float:
+    if step < options.warmup_steps:
+        return options.lr * (step + 1) / options.warmup_steps
+    progress = (step - options.warmup_steps) / max(1, options.steps - options.warmup_steps)
+    return options.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def lm_loss(model: HookedTransformer, tokens: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over every position after BOS."""
+    logits = model(tokens, return_type="logits")
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+
+
+def train_lm(options: LMTrainOptions, out: str | Path | None = None, device: str = "cpu",
+             quiet: bool = False) -> tuple[LoadedLM, LMTrainResult]:
+    """Train one LM on fresh corpus batches; save it (with its eval metrics) to `out` if given."""
+    if options.arch not in ARCHS:
+        raise InterpError(f"unknown LM architecture {options.arch!r}; choose one of {', '.join(ARCHS)}")
+    if options.steps < 1 or options.batch_size < 1:
+        raise InterpError("steps and batch size must be at least 1")
+    tokenizer = corpus.make_tokenizer()
+    cfg = make_lm_config(options.arch, options.n_layers, options.d_model, options.n_heads, options.d_mlp,
+                         options.n_ctx, len(tokenizer), options.seed)
+    cfg.device = str(device)
+    torch.manual_seed(options.seed)
+    model = build_lm(cfg).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": options.wd},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=options.lr, betas=(0.9, 0.98))
+    rng = random.Random(options.seed)
+    model.train()
+    start = time.perf_counter()
+    loss_value = float("nan")
+    bar = tqdm(range(options.steps), desc=f"train lm ({options.arch})", disable=quiet, mininterval=1.0)
+    for step in bar:
+        batch = [tokenizer.encode(" ".join(corpus.training_document(rng, options.n_ctx - 1)))
+                 for _ in range(options.batch_size)]
+        tokens = torch.tensor(batch, dtype=torch.long, device=device)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, options)
+        loss = lm_loss(model, tokens)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        loss_value = loss.item()
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss_value:.3f}")
+    seconds = time.perf_counter() - start
+    model.eval()
+    loaded = LoadedLM(model=model, tokenizer=tokenizer)
+    evaluation = evaluate_lm_tasks(loaded, n=options.n_eval)
+    tokens_seen = options.steps * options.batch_size * options.n_ctx
+    result = LMTrainResult(arch=options.arch, steps=options.steps, tokens_seen=tokens_seen,
+                           train_seconds=seconds, tokens_per_second=tokens_seen / seconds,
+                           final_train_loss=loss_value, n_params=sum(p.numel() for p in model.parameters()),
+                           eval=evaluation.to_dict())
+    if out is not None:
+        metrics = {**result.to_dict(), "options": asdict(options), "git_commit": git_commit(),
+                   "command": f"interp train lm --arch {options.arch} --steps {options.steps} --seed {options.seed}"}
+        save_lm(out, model, tokenizer, metrics, extra={"train_options": asdict(options)})
+        loaded.path = Path(out)
+    loaded.metrics = result.to_dict()
+    return loaded, result
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def _pad(batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to one length (causal attention: padding never affects earlier positions)."""
+    length = max(len(ids) for ids in batch)
+    tokens = torch.full((len(batch), length), pad_id, dtype=torch.long)
+    for row, ids in enumerate(batch):
+        tokens[row, :len(ids)] = torch.tensor(ids)
+    lengths = torch.tensor([len(ids) for ids in batch])
+    return tokens, lengths
+
+
+@torch.no_grad()
+def last_logits(lm: LoadedLM, prompts: list[str], batch_size: int = 128) -> torch.Tensor:
+    """Logits at the last position of each prompt, [n_prompts, d_vocab]."""
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        batch = [lm.to_tokens(p)[0].tolist() for p in prompts[start:start + batch_size]]
+        tokens, lengths = _pad(batch, lm.tokenizer.bos_id)
+        logits = lm.model(tokens.to(lm.model.cfg.device), return_type="logits")
+        out.append(logits[torch.arange(len(batch)), lengths - 1].float().cpu())
+    return torch.cat(out)
+
+
+def check_tokenizer_fits(lm: LoadedLM) -> None:
+    if len(lm.tokenizer) != lm.model.cfg.d_vocab:
+        raise InterpError(f"tokenizer has {len(lm.tokenizer)} words but the model's d_vocab is "
+                          f"{lm.model.cfg.d_vocab}: the tokenizer does not belong to this model")
+    missing = [w for w in corpus.vocabulary() if w not in lm.tokenizer.index]
+    if missing:
+        raise InterpError(f"the model's tokenizer lacks corpus words {missing[:5]}: it was not trained on this corpus")
+
+
+@torch.no_grad()
+def evaluate_lm_tasks(lm: LoadedLM, n: int = 200, seed: int = corpus.EVAL_SEED) -> LMEvalResult:
+    """Held-out metrics: induction accuracy (top-1 on each repeated token after the first of the second copy),
+    IOI accuracy (top-1 over the whole vocabulary is the indirect object) and mean logit difference IO − S,
+    bracket accuracy (the right closer beats the three other closing brackets)."""
+    check_tokenizer_fits(lm)
+    tok = lm.tokenizer
+    model = lm.model
+    model.eval()
+
+    # induction: score every predictable position of each whole sequence
+    sequences = corpus.induction_sequences(n, seed)
+    correct = total = 0
+    for start in range(0, len(sequences), 128):
+        chunk = sequences[start:start + 128]
+        batch = [lm.to_tokens(text)[0].tolist() for text, _ in chunk]
+        tokens, _ = _pad(batch, tok.bos_id)
+        predictions = model(tokens.to(model.cfg.device), return_type="logits").argmax(-1).cpu()
+        for row, (_, word_positions) in enumerate(chunk):
+            for w in word_positions:  # word w sits at token w+1 and is predicted at token position w
+                correct += int(predictions[row, w] == tokens[row, w + 1])
+                total += 1
+    induction = {"accuracy": correct / total, "n_tokens": total}
+
+    examples = corpus.ioi_examples(n, seed)
+    logits = last_logits(lm, [e.prompt for e in examples])
+    target = torch.tensor([tok.token_id(e.target) for e in examples])
+    contrast = torch.tensor([tok.token_id(e.contrast) for e in examples])
+    rows = torch.arange(len(examples))
+    diff = logits[rows, target] - logits[rows, contrast]
+    ioi = {"accuracy": (logits.argmax(-1) == target).float().mean().item(),
+           "logit_diff": diff.mean().item(), "io_over_s_fraction": (diff > 0).float().mean().item(),
+           "n": len(examples)}
+
+    examples = corpus.bracket_examples(n, seed)
+    logits = last_logits(lm, [e.prompt for e in examples])
+    closer_ids = torch.tensor([tok.token_id(c) for c in corpus.BRACKETS.values()])
+    target = torch.tensor([tok.token_id(e.target) for e in examples])
+    chosen = closer_ids[logits[:, closer_ids].argmax(-1)]
+    brackets = {"accuracy": (chosen == target).float().mean().item(),
+                "top1_accuracy": (logits.argmax(-1) == target).float().mean().item(), "n": len(examples)}
+
+    rng = random.Random(seed + 7)
+    heldout = torch.tensor([tok.encode(" ".join(corpus.training_document(rng, model.cfg.n_ctx - 1)))
+                            for _ in range(min(n, 256))], device=model.cfg.device)
+    heldout_loss = lm_loss(model, heldout).item()
+    return LMEvalResult(tasks={"induction": induction, "ioi": ioi, "brackets": brackets},
+                        heldout_loss=heldout_loss, n_examples=n)

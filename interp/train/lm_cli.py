@@ -1,0 +1,87 @@
+"""Commands of the language-model area: `interp train lm|transcoders|attn-saes` and the evaluators
+for LM and dictionaries folders (`interp evaluate DIR`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from interp.device import resolve_device, resolve_dtype
+
+
+def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
+    from interp.train.lm import LMTrainOptions, train_lm
+
+    options = LMTrainOptions(arch=args.arch, n_layers=args.n_layers, d_model=args.d_model, n_heads=args.n_heads,
+                             d_mlp=args.d_mlp, n_ctx=args.n_ctx, steps=args.steps, batch_size=args.batch_size,
+                             lr=args.lr, seed=args.seed)
+    resolve_dtype(args.dtype)
+    _, result = train_lm(options, out=args.out, device=str(resolve_device(args.device)), quiet=args.quiet)
+    return {"out": str(args.out), **result.to_dict()}
+
+
+def _train_dictionaries(kind: str):
+    def handler(args: argparse.Namespace) -> dict[str, Any]:
+        from interp.models.lm import load_lm
+        from interp.train.dictionaries import DictTrainOptions, train_dictionaries
+
+        lm = load_lm(args.model, device=str(resolve_device(args.device)), dtype=resolve_dtype(args.dtype))
+        options = DictTrainOptions(kind=kind, variant=args.variant, expansion=args.expansion, k=args.k, l1=args.l1,
+                                   steps=args.steps, batch_size=args.batch_size, lr=args.lr, n_tokens=args.n_tokens,
+                                   seed=args.seed)
+        model_ref = os.path.relpath(Path(args.model).resolve(), Path(args.out).resolve())
+        _, result = train_dictionaries(lm, options, out=args.out, model_ref=model_ref, quiet=args.quiet)
+        return {"out": str(args.out), **result.to_dict()}
+    return handler
+
+
+def _evaluate_lm(path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from interp.models.lm import load_lm
+    from interp.train.lm import evaluate_lm_tasks
+
+    lm = load_lm(path, device=str(resolve_device(args.device)), dtype=resolve_dtype(args.dtype))
+    return {"path": str(path), "arch": lm.arch, **evaluate_lm_tasks(lm).to_dict()}
+
+
+def _evaluate_dictionaries(path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from interp.models.dictionaries import dictionaries_model_path, load_dictionaries
+    from interp.models.lm import load_lm
+    from interp.train.dictionaries import evaluate_dictionaries
+
+    device = str(resolve_device(args.device))
+    lm = load_lm(dictionaries_model_path(path), device=device, dtype=resolve_dtype(args.dtype))
+    dicts = load_dictionaries(path, device=device)
+    return {"path": str(path), **evaluate_dictionaries(lm, dicts).to_dict()}
+
+
+def register(cli) -> None:
+    p = cli.add_train("lm", _train_lm, "train a small LM (bilinear or GELU MLPs) on the synthetic corpus")
+    p.add_argument("--arch", choices=["bilinear", "gelu"], default="bilinear")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
+    p.add_argument("--n-layers", type=int, default=2)
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--n-heads", type=int, default=4)
+    p.add_argument("--d-mlp", type=int, default=256)
+    p.add_argument("--n-ctx", type=int, default=64)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    for name, kind, help_text in (("transcoders", "transcoder", "train one transcoder per MLP layer of an LM"),
+                                  ("attn-saes", "attn_sae", "train one SAE per attention output of an LM")):
+        p = cli.add_train(name, _train_dictionaries(kind), help_text)
+        p.add_argument("--model", type=Path, required=True, help="LM checkpoint folder")
+        p.add_argument("--out", type=Path, required=True, help="dictionaries folder to write")
+        p.add_argument("--variant", choices=["topk", "relu"], default="topk")
+        p.add_argument("--expansion", type=int, default=4, help="d_sae = expansion × d_model")
+        p.add_argument("--k", type=int, default=16, help="active features per token (topk)")
+        p.add_argument("--l1", type=float, default=5.0, help="L1 coefficient (relu)")
+        p.add_argument("--steps", type=int, default=3000)
+        p.add_argument("--batch-size", type=int, default=512)
+        p.add_argument("--lr", type=float, default=1e-3)
+        p.add_argument("--n-tokens", type=int, default=120_000, help="cached activation tokens per layer")
+        p.add_argument("--seed", type=int, default=0)
+    cli.add_evaluator("lm", _evaluate_lm)
+    cli.add_evaluator("dictionaries", _evaluate_dictionaries)
