@@ -194,3 +194,77 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+# ---- reading a graph JSON for display (our export or any circuit-tracer / Neuronpedia one) ------------
+
+ALWAYS_SHOWN = ("embedding", "logit")
+
+
+def filter_graph(data: Mapping[str, Any], node_threshold: float = 1.0, edge_threshold: float = 1.0) -> dict[str, Any]:
+    """A copy of a graph JSON with fewer nodes and links, for display.
+
+    Nodes: embeddings and logits always stay; another node stays when its `influence` (the
+    cumulative influence score written at export, smallest for the most influential node) is at
+    most `node_threshold` (a node without one stays). Links between kept nodes: the strongest by
+    |weight| that together carry `edge_threshold` of their total |weight|.
+    """
+    kept = [n for n in data["nodes"]
+            if n.get("feature_type") in ALWAYS_SHOWN or n.get("influence") is None or n["influence"] <= node_threshold]
+    ids = {n["node_id"] for n in kept}
+    links = sorted((e for e in data["links"] if e["source"] in ids and e["target"] in ids),
+                   key=lambda e: -abs(e["weight"]))
+    total = sum(abs(e["weight"]) for e in links)
+    shown, running = [], 0.0
+    for e in links:
+        if shown and running >= edge_threshold * total:
+            break
+        shown.append(e)
+        running += abs(e["weight"])
+    return {**data, "nodes": kept, "links": shown}
+
+
+def node_links(data: Mapping[str, Any], node_id: str, k: int = 10) -> tuple[list[dict], list[dict]]:
+    """The node's `k` strongest incoming and outgoing links by |weight|, as (incoming, outgoing)."""
+    incoming = sorted((e for e in data["links"] if e["target"] == node_id), key=lambda e: -abs(e["weight"]))
+    outgoing = sorted((e for e in data["links"] if e["source"] == node_id), key=lambda e: -abs(e["weight"]))
+    return incoming[:k], outgoing[:k]
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureNode:
+    """Where a dictionary-feature node of a graph lives: (kind "mlp"/"attn", layer, position, feature)."""
+
+    kind: str
+    layer: int
+    pos: int
+    feature: int
+
+
+FEATURE_TYPES = {"cross layer transcoder": "mlp", "attention sae feature": "attn"}
+
+
+def feature_node(node: Mapping[str, Any]) -> FeatureNode | None:
+    """Where a graph node's feature lives, from its type and our ids `{layer}_{feature}_{pos}`
+    (transcoder) / `A{layer}_{feature}_{pos}` (attention SAE); None for embeddings, errors, logits
+    (whose ids can look alike, hence the type check) and ids in another convention."""
+    kind = FEATURE_TYPES.get(str(node.get("feature_type")))
+    if kind is None:
+        return None
+    parts = str(node["node_id"]).removeprefix("A").split("_")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    layer, feature, pos = map(int, parts)
+    return FeatureNode(kind, layer, pos, feature)
+
+
+def feature_file(graph_path: Path, data: Mapping[str, Any], node: Mapping[str, Any]) -> Path | None:
+    """The feature JSON a saved graph points to for `node` (`<base url>/<feature>.json` beside the graph),
+    if it exists. The caller still guards the path."""
+    if node.get("feature") is None:
+        return None
+    base = (data.get("metadata", {}).get("feature_details") or {}).get("feature_json_base_url") or "features"
+    if "://" in base:
+        return None  # a web address: nothing to read locally
+    path = graph_path.parent / base / f"{node['feature']}.json"
+    return path if path.is_file() else None
