@@ -99,6 +99,7 @@ class HiddenAtScale(Result):
     recovered_cosine: float
     # Recovery knowing the carrier: (P(result) − P(carrier)) rescaled, relative error to the projected secret.
     recovered_error_known_carrier: float
+    logits_after: list[float]
     result_image: list[list[float]] = dataclasses.field(repr=False)
 
 
@@ -146,7 +147,7 @@ def hide_image(model: nn.Module, space: HarmlessSubspace, carrier: torch.Tensor,
         known = (recovered - carrier_part) / amount
         rows.append(HiddenAtScale(s, change, change / biggest if biggest else math.inf,
                                   int(after.argmax()) == int(before.argmax()), cosine,
-                                  float((known - unit).norm()), result.tolist()))
+                                  float((known - unit).norm()), after.tolist(), result.tolist()))
     return HiddenImage(space.layer, space.exact, space.dimension, biggest, float(projected.norm() / secret.norm()),
                        float((projected.flatten() @ secret.flatten()) / (projected.norm() * secret.norm())),
                        before.tolist(), rows, carrier.tolist(), secret.tolist(), projected.tolist(), recovered.tolist())

@@ -232,7 +232,9 @@ def relu_local_space(op: Operator, bias: torch.Tensor | None, x: torch.Tensor, l
     The inactive units output 0 whatever δ does to them, as long as they stay inactive, so this
     space contains null(A) and is usually much larger. It is harmless only while the activation
     pattern holds; `valid_magnitude` gives how far along a direction that is. A unit with
-    pre-activation exactly 0 counts as active (its row must see nothing).
+    pre-activation exactly 0 counts as active (its row must see nothing): any δ it could see would
+    switch it on in one of the two directions ±δ. (In a bias-free CNN every unit whose receptive
+    field is blank background sits at exactly 0, which is why such a model's space is small.)
     """
     pre = op.apply(x.reshape(1, -1))[0]
     if bias is not None:
@@ -260,7 +262,8 @@ def valid_magnitude(op: Operator, space: HarmlessSubspace, direction: torch.Tens
     pre = torch.tensor(space.pre_activation, dtype=DTYPE)
     slope = op.apply(d.reshape(1, -1))[0]
     switches_on = (pre < 0) & (slope > 0)
-    switches_off = (pre >= 0) & (slope < 0) & torch.tensor(not space.exact)
+    # A unit at exactly 0 that goes down still outputs 0: only strictly positive units can switch off.
+    switches_off = (pre > 0) & (slope < 0) & torch.tensor(not space.exact)
     crossing = switches_on | switches_off
     if not bool(crossing.any()):
         return math.inf

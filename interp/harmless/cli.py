@@ -1,0 +1,103 @@
+"""`interp harmless DIR`: the harmless subspace of a model's layer, checked on a test image.
+
+    interp harmless checkpoints/fmnist-bilinear --layer bilinear --index 3 --magnitude 100 --json
+
+prints {"dimension", "exact", "magnitude", "max_abs_logit_change", "max_abs_logit", ...}: the
+space's dimension, whether it is an exact null space (false: the approximate space of the smallest
+singular values, or an input-dependent ReLU space whose pattern breaks at this magnitude), and the
+logits of test image I before and after adding δ from the space with ‖δ‖ = M · ‖x‖.
+`--secret J` also hides test image J in image I; `--other DIR2` tries the same δ on another model.
+A dictionaries folder (kind "dictionaries") gives the residual-stream directions no encoder reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from interp.device import resolve_dtype
+from interp.errors import InterpError
+from interp.io import read_checkpoint_config
+
+
+def _test_image(dataset: Any, index: int, what: str) -> Any:
+    n = len(dataset.test)
+    if not 0 <= index < n:
+        raise InterpError(f"{what} {index} is out of range: the {dataset.name} test set has images 0..{n - 1}")
+    return dataset.test.images[index]
+
+
+def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
+    config = read_checkpoint_config(args.path)
+    if config["kind"] == "dictionaries":
+        from interp.harmless.lm import dictionaries_null_space_from_folder
+
+        return dictionaries_null_space_from_folder(args.path, layer=args.layer, rtol=args.rtol,
+                                                   magnitude=args.magnitude, seed=args.seed).summary()
+    if config["kind"] != "classifier":
+        raise InterpError(f"{args.path} holds a {config['kind']!r} checkpoint; `interp harmless` reads image "
+                          "classifiers and dictionaries folders")
+    if args.magnitude < 0:
+        raise InterpError(f"--magnitude must be ≥ 0, got {args.magnitude}")
+    if args.approx_dim < 1 or args.n_images < 1:
+        raise InterpError("--approx-dim and --n-images must be at least 1")
+    from interp.data.images import load_image_dataset
+    from interp.harmless.apply import check_perturbation, hide_image, identify_model
+    from interp.harmless.layers import harmless_layers, harmless_space
+    from interp.models.checkpoints import load_classifier
+
+    dtype = resolve_dtype(args.dtype)
+    model, _, _ = load_classifier(args.path)
+    layers = harmless_layers(model)
+    if args.layer is not None and args.layer not in layers:
+        raise InterpError(f"no layer {args.layer!r} in {args.path}; choose one of {', '.join(layers)}")
+    dataset = load_image_dataset(config.get("dataset", "fashion-mnist"), args.data_dir)
+    x = _test_image(dataset, args.index, "--index")
+    space = harmless_space(model, args.layer, x, image_shape=dataset.image_shape, rtol=args.rtol,
+                           approx_dim=args.approx_dim)
+    check = check_perturbation(model, x, space, args.magnitude, seed=args.seed, dtype=dtype)
+    out: dict[str, Any] = {
+        "dimension": space.dimension, "exact": space.exact, "magnitude": args.magnitude,
+        "max_abs_logit_change": check.max_abs_logit_change, "max_abs_logit": check.max_abs_logit,
+        "relative_logit_change": check.relative_logit_change, "layer": space.layer, "kind": space.kind,
+        "valid": space.valid, "layers": list(layers), "d_in": space.d_in, "rank": space.rank,
+        "null_dimension": space.null_dimension, "tolerance": space.tolerance, "gain": space.gain,
+        "index": args.index, "input_norm": check.input_norm, "perturbation_norm": check.perturbation_norm,
+        "prediction_before": check.prediction_before, "prediction_after": check.prediction_after,
+        "valid_magnitude": check.valid_magnitude, "pattern_holds": check.pattern_holds,
+        "dtype": check.dtype, "note": space.note,
+    }
+    if args.secret is not None:
+        secret = _test_image(dataset, args.secret, "--secret")
+        hidden = hide_image(model, space, x, secret, dtype=dtype)
+        out["secret"] = {"index": args.secret, "secret_kept": hidden.secret_kept, "secret_cosine": hidden.secret_cosine,
+                         "scales": [{k: v for k, v in s.to_dict().items() if k != "result_image"}
+                                    for s in hidden.scales]}
+    if args.other is not None:
+        other, _, _ = load_classifier(args.other)
+        n = min(args.n_images, len(dataset.test))
+        ident = identify_model(model, other, space, dataset.test.images[:n], args.magnitude, seed=args.seed, dtype=dtype)
+        out["other"] = {"path": str(args.other), **ident.to_dict()}
+    return out
+
+
+def register(cli: Any) -> None:
+    p = cli.add_command("harmless", run_harmless,
+                        help="harmless subspace of a layer (null space, or ReLU input-dependent space), checked on a test image")
+    p.add_argument("path", type=Path, help="classifier checkpoint folder (or an LM dictionaries folder)")
+    p.add_argument("--layer", default=None, help="layer name (default: the first layer); a bad name lists the choices")
+    p.add_argument("--index", type=int, default=0, help="test image x to perturb (default 0)")
+    p.add_argument("--magnitude", type=float, default=100.0, help="‖δ‖ as a multiple of ‖x‖ (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random direction in the space")
+    p.add_argument("--rtol", type=float, default=None,
+                   help="σ ≤ rtol·σ_max counts as zero (default max(m, n)·eps·σ_max)")
+    p.add_argument("--approx-dim", type=int, default=32,
+                   help="size of the approximate space where the exact one is empty (default 32)")
+    p.add_argument("--secret", type=int, default=None, help="also hide test image J in x at 10× and 100× ‖x‖")
+    p.add_argument("--other", type=Path, default=None,
+                   help="another classifier folder: does δ (harmless here) change its logits?")
+    p.add_argument("--n-images", type=int, default=100, help="test images for --other (default 100)")
+    p.add_argument("--data-dir", type=Path, default=None, help="where Fashion-MNIST lies")
+    # At 100× ‖x‖ float32 rounding alone moves logits by ~1e-5 of their size: check in float64.
+    p.set_defaults(dtype="float64")

@@ -1,0 +1,163 @@
+"""Residual-stream directions that no dictionary encoder of a layer reads.
+
+Every dictionary (transcoder or SAE, SAE-Lens classes) computes its pre-activations as
+(a − b_dec) W_enc + b_enc: linear in the activation a at its input hook. The directions no
+feature of a layer reads are the null space of the stacked encoder rows (W_encᵀ of every
+dictionary of that layer). Hooks of width d_model (`ln2.hook_normalized`, `hook_attn_out`,
+`hook_resid_*`) are all in residual-stream coordinates, so their rows stack as they are. An
+attention SAE on `attn.hook_z` reads z = Σ_s pattern_s · (ln1(x_s) W_V[h]) per head; with the
+patterns frozen (as in the local replacement model) a direction δ of the ln1-normalised stream
+moves z by δ W_V[h], so its rows become Σ_h W_enc[h-block]ᵀ W_V[h]ᵀ.
+
+With d_sae ≥ d_model the stacked rows usually have full rank: the exact space is then empty
+and we say so, with the approximate space of the smallest singular values instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from interp.errors import InterpError
+from interp.harmless.apply import harmless_direction
+from interp.harmless.subspace import DTYPE, HarmlessSubspace, MatrixOperator, null_space
+from interp.io import read_checkpoint_config
+from interp.results import Result
+
+TYPE_FOLDERS = ("transcoders", "attn-saes")
+
+
+def encoder_rows(sae: Any, model: Any | None = None) -> torch.Tensor:
+    """The encoder of one dictionary as rows (d_sae × d_model) in residual-stream coordinates."""
+    hook = str(sae.cfg.metadata.hook_name or "")
+    rows = sae.W_enc.detach().to(DTYPE).T  # (d_sae, d_in)
+    if hook.endswith("attn.hook_z"):
+        if model is None:
+            raise InterpError(f"the dictionary on {hook} reads z: give the language model to map it to the residual stream")
+        w_v = model.W_V[int(hook.split(".")[1])].detach().to(DTYPE)  # (n_heads, d_model, d_head)
+        n_heads, _, d_head = w_v.shape
+        return torch.einsum("fhd,hmd->fm", rows.reshape(len(rows), n_heads, d_head), w_v)
+    return rows
+
+
+@dataclasses.dataclass
+class DictionaryReading(Result):
+    name: str
+    hook: str
+    d_sae: int
+    rank: int
+    null_dimension: int  # directions this dictionary alone does not read
+
+
+@dataclasses.dataclass
+class DictionaryHarmless(Result):
+    """The space of a layer's dictionaries, and δ from it checked on real activations."""
+
+    layer: int
+    space: HarmlessSubspace
+    dictionaries: list[DictionaryReading]
+    magnitude: float | None = None  # ‖δ‖ / ‖a‖ per activation row
+    max_abs_feature_change: float | None = None
+    max_abs_feature: float | None = None
+    n_activations: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"dimension": self.space.dimension, "exact": self.space.exact, "magnitude": self.magnitude,
+                "max_abs_feature_change": self.max_abs_feature_change, "max_abs_feature": self.max_abs_feature,
+                "layer": self.layer, "kind": self.space.kind, "d_model": self.space.d_in, "rank": self.space.rank,
+                "null_dimension": self.space.null_dimension, "tolerance": self.space.tolerance,
+                "gain": self.space.gain, "n_activations": self.n_activations, "note": self.space.note,
+                "dictionaries": [d.to_dict() for d in self.dictionaries]}
+
+
+def dictionary_null_space(saes: dict[str, Any], layer: int, model: Any | None = None, rtol: float | None = None,
+                          approx_dim: int = 32) -> DictionaryHarmless:
+    """Null space of the stacked encoder rows of `saes` ({name: SAE}, all of one layer)."""
+    readings, blocks = [], []
+    for name, sae in saes.items():
+        rows = encoder_rows(sae, model)
+        if blocks and rows.shape[1] != blocks[0].shape[1]:
+            raise InterpError(f"dictionary {name} reads width {rows.shape[1]}, the others {blocks[0].shape[1]}")
+        alone = null_space(MatrixOperator(rows), name, "dictionary", rtol=rtol)
+        readings.append(DictionaryReading(name, str(sae.cfg.metadata.hook_name), int(sae.cfg.d_sae), alone.rank,
+                                          alone.null_dimension))
+        blocks.append(rows)
+    if not blocks:
+        raise InterpError(f"no dictionary for layer {layer}")
+    space = null_space(MatrixOperator(torch.cat(blocks)), f"layer {layer}", "dictionary", rtol=rtol,
+                       approx_dim=approx_dim)
+    return DictionaryHarmless(layer, space, readings)
+
+
+@torch.no_grad()
+def check_dictionary_perturbation(result: DictionaryHarmless, saes: dict[str, Any], activations: dict[str, torch.Tensor],
+                                  magnitude: float = 100.0, seed: int = 0, model: Any | None = None) -> DictionaryHarmless:
+    """Add δ (‖δ‖ = magnitude · ‖a‖ per row) from the space to each dictionary's real input activations a
+    (for a hook_z SAE: δ W_V to z) and compare the features SAE-Lens encodes, in float64."""
+    d = harmless_direction(result.space, seed=seed)
+    change, biggest, n = 0.0, 0.0, 0
+    for name, sae in saes.items():
+        hook = str(sae.cfg.metadata.hook_name)
+        a = activations[name].to(DTYPE).reshape(-1, activations[name].shape[-1])
+        size = magnitude * a.norm(dim=1, keepdim=True)
+        if hook.endswith("attn.hook_z"):
+            w_v = model.W_V[int(hook.split(".")[1])].detach().to(DTYPE)
+            shift = torch.einsum("m,hmd->hd", d, w_v).reshape(1, -1) * size
+        else:
+            shift = d.reshape(1, -1) * size
+        sae64 = copy.deepcopy(sae).to(DTYPE)
+        before, after = sae64.encode(a), sae64.encode(a + shift)
+        change = max(change, float((after - before).abs().max()))
+        biggest = max(biggest, float(before.abs().max()))
+        n += len(a)
+    return dataclasses.replace(result, magnitude=magnitude, max_abs_feature_change=change, max_abs_feature=biggest,
+                               n_activations=n)
+
+
+def _dictionary_folders(path: Path) -> tuple[list[Path], Path]:
+    """(dictionaries folders, LM folder) for an LM folder with transcoders/ and attn-saes/, or one dictionaries folder."""
+    from interp.models.dictionaries import dictionaries_model_path
+
+    kind = read_checkpoint_config(path)["kind"]
+    if kind == "dictionaries":
+        return [path], dictionaries_model_path(path)
+    folders = [path / sub for sub in TYPE_FOLDERS if (path / sub / "config.json").is_file()]
+    if not folders:
+        raise InterpError(f"{path} has no dictionaries ({' or '.join(TYPE_FOLDERS)}/); train them first")
+    return folders, path
+
+
+def dictionaries_null_space_from_folder(path: str | Path, layer: str | None = None, rtol: float | None = None,
+                                        magnitude: float = 100.0, seed: int = 0, approx_dim: int = 32,
+                                        n_sequences: int = 4) -> DictionaryHarmless:
+    """The space of one layer's dictionaries (all of them in an LM folder, or one dictionaries folder),
+    checked on the activations of `n_sequences` corpus documents."""
+    from interp.models.dictionaries import load_dictionaries
+    from interp.models.lm import load_lm
+    from interp.train.dictionaries import corpus_batches
+
+    path = Path(path)
+    folders, lm_path = _dictionary_folders(path)
+    per_folder = {folder.name: load_dictionaries(folder) for folder in folders}
+    layers = sorted({lay for dicts in per_folder.values() for lay in dicts})
+    if layer is None:
+        chosen = layers[0]
+    else:
+        try:
+            chosen = int(layer)
+        except ValueError:
+            raise InterpError(f"--layer for dictionaries is a layer number, one of {layers}; got {layer!r}") from None
+        if chosen not in layers:
+            raise InterpError(f"no dictionary for layer {chosen} in {path}; layers: {layers}")
+    saes = {name: dicts[chosen] for name, dicts in per_folder.items() if chosen in dicts}
+    lm = load_lm(lm_path)
+    result = dictionary_null_space(saes, chosen, lm.model, rtol=rtol, approx_dim=approx_dim)
+    tokens = next(iter(corpus_batches(lm, n_sequences, seed)))
+    hooks = {name: str(sae.cfg.metadata.hook_name) for name, sae in saes.items()}
+    _, cache = lm.model.run_with_cache(tokens, names_filter=list(hooks.values()))
+    activations = {name: cache[hook] for name, hook in hooks.items()}
+    return check_dictionary_perturbation(result, saes, activations, magnitude, seed, lm.model)

@@ -1,0 +1,140 @@
+"""Applications: hide an image in another, tell two models apart, and the `interp harmless` command."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from interp.data.images import load_digits
+from interp.harmless.apply import hide_image, identify_model
+from interp.harmless.layers import harmless_space
+from interp.models.checkpoints import save_classifier
+from interp.train.classifier import TrainOptions, train_classifier
+from interp.viz.harmless import (basis_images_figure, hidden_image_figure, hidden_logits_figure, logits_figure,
+                                 singular_values_figure)
+
+# Two bilinear models with the same recipe and different seeds; hidden 16 → [W; V] is 32 × 64, so each
+# has a 32-dimensional exact null space; and a ReLU baseline sized like a hidden-40 bilinear model
+# (73 units > 64 inputs: no exact null space).
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()
+
+
+@pytest.fixture(scope="module")
+def models(digits):
+    out = {}
+    for name, arch, hidden, seed in (("a", "bilinear", 16, 0), ("b", "bilinear", 16, 1), ("relu", "relu", 40, 0)):
+        options = TrainOptions(dataset="digits", arch=arch, epochs=4, hidden=hidden, batch_size=64, lr=1e-2, seed=seed)
+        model, result = train_classifier(digits, options, quiet=True)
+        assert result.test_accuracy > 0.8
+        out[name] = model
+    return out
+
+
+@pytest.fixture(scope="module")
+def folders(models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("harmless")
+    return {name: save_classifier(root / name, model, "digits") for name, model in models.items()}
+
+
+def test_hide_image_keeps_logits_and_recovers_secret(models, digits):
+    model = models["a"]
+    space = harmless_space(model, image_shape=(8, 8))
+    assert space.exact and space.dimension == 32
+    carrier, secret = digits.test.images[0], digits.test.images[1]
+    hidden = hide_image(model, space, carrier, secret)
+    assert [s.scale for s in hidden.scales] == [10.0, 100.0]
+    for s in hidden.scales:
+        assert s.relative_logit_change <= 1e-4 and s.prediction_unchanged
+        assert s.recovered_cosine >= 1 - 1 / s.scale**2  # P(result) = secret part + P(carrier), ‖P(carrier)‖ ≤ ‖carrier‖
+        assert s.recovered_error_known_carrier <= 1e-10
+        result = torch.tensor(s.result_image, dtype=torch.float64)
+        assert abs(float((result - carrier.double()).norm() / carrier.double().norm()) - s.scale) < 1e-6
+    assert 0 < hidden.secret_kept <= 1
+    # The same secret added without projecting it does change the prediction's logits.
+    raw = carrier.double() + 10 * carrier.norm() * secret.double() / secret.norm()
+    with torch.no_grad():
+        moved = (model.double()(raw[None]) - model.double()(carrier.double()[None])).abs().max()
+    model.float()
+    assert float(moved) > 1e-2 * hidden.max_abs_logit
+    for fig in (hidden_image_figure(hidden), hidden_logits_figure(hidden, digits.class_names),
+                singular_values_figure(space), basis_images_figure(space)):
+        assert fig.to_dict()["data"]
+
+
+def test_model_identification_between_seeds(models, digits):
+    images = digits.test.images[:50]
+    space_a = harmless_space(models["a"], image_shape=(8, 8))
+    result = identify_model(models["a"], models["b"], space_a, images, magnitude=10.0)
+    assert result.max_relative_change_a <= 1e-4 and result.predictions_changed_a == 0
+    assert result.mean_relative_change_b > 1e-2 and result.predictions_changed_b > 0
+    assert result.identifies
+    # And the other way round.
+    space_b = harmless_space(models["b"], image_shape=(8, 8))
+    back = identify_model(models["b"], models["a"], space_b, images, magnitude=10.0)
+    assert back.identifies
+
+
+def test_cli_exact_space_json(run_cli, folders, models):
+    code, out, err = run_cli("harmless", folders["a"], "--index", "3", "--magnitude", "100", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    for key in ("dimension", "exact", "magnitude", "max_abs_logit_change", "max_abs_logit"):
+        assert key in result
+    stacked = torch.cat([models["a"].bilinear.W, models["a"].bilinear.V]).detach().double()
+    assert result["exact"] is True and result["dimension"] == 64 - int(torch.linalg.matrix_rank(stacked))
+    assert result["magnitude"] == 100.0 and result["dtype"] == "float64"
+    assert result["max_abs_logit_change"] <= 1e-4 * result["max_abs_logit"]
+    assert result["prediction_before"] == result["prediction_after"]
+
+
+def test_cli_secret_and_other_model(run_cli, folders):
+    code, out, err = run_cli("harmless", folders["a"], "--secret", "5", "--other", folders["b"], "--n-images", "20",
+                             "--magnitude", "10", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert [s["scale"] for s in result["secret"]["scales"]] == [10.0, 100.0]
+    assert all(s["relative_logit_change"] <= 1e-4 for s in result["secret"]["scales"])
+    assert result["other"]["identifies"] is True and result["other"]["n_inputs"] == 20
+
+
+def test_cli_relu_model_exact_empty_and_local_space(run_cli, folders, models):
+    code, out, err = run_cli("harmless", folders["relu"], "--json", "--approx-dim", "4")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["layers"] == ["fc1", "fc1.relu"]
+    assert result["exact"] is False and result["null_dimension"] == 0 and result["dimension"] == 4
+    assert "not above the rank" in result["note"]
+    assert result["max_abs_logit_change"] > 1e-4 * result["max_abs_logit"]  # measured, and not harmless
+    code, out, err = run_cli("harmless", folders["relu"], "--layer", "fc1.relu", "--magnitude", "1e-6", "--json")
+    local = json.loads(out)
+    assert code == 0 and local["kind"] == "relu-local" and local["exact"] is True
+    assert local["valid_magnitude"] > 1e-6 and local["pattern_holds"] is True
+    assert local["max_abs_logit_change"] <= 1e-10 * local["max_abs_logit"]
+    bound = local["valid_magnitude"]
+    code, out, err = run_cli("harmless", folders["relu"], "--layer", "fc1.relu", "--magnitude", str(3 * bound), "--json")
+    beyond = json.loads(out)
+    assert beyond["pattern_holds"] is False and beyond["max_abs_logit_change"] > 1e-8 * beyond["max_abs_logit"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--layer", "nope"], "no layer 'nope'"),
+    (["--index", "100000"], "out of range"),
+    (["--index", "-1"], "out of range"),
+    (["--secret", "100000"], "out of range"),
+    (["--magnitude", "-1"], "--magnitude"),
+])
+def test_cli_bad_input_one_line_exit_2(run_cli, folders, args, words):
+    code, out, err = run_cli("harmless", folders["a"], *args, "--json")
+    assert code == 2 and out == ""
+    assert words in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_not_a_checkpoint(run_cli, tmp_path):
+    code, out, err = run_cli("harmless", tmp_path / "missing", "--json")
+    assert code == 2 and len(err.strip().splitlines()) == 1
