@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from interp import catalog
@@ -139,3 +140,100 @@ def test_relevance_page_on_images(digits_roots, name, charts):
     at.selectbox(key="target").select("3: 3").run()
     assert not at.exception
     assert "explaining the logit of **3**" in at.markdown[0].value
+
+
+# ---- the Circuits page: a tiny random LM with dictionaries, and a graph saved from it with its
+# feature JSON files (as `interp extract --recipe` writes them).
+
+@pytest.fixture(scope="module")
+def tiny_circuits(tmp_path_factory):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from graph_helpers import save_tiny_lm
+
+    from interp.data.corpus import training_tokens
+    from interp.graph.features import write_feature_jsons
+    from interp.graph.recipes import extract, load_setup
+    from interp.io import write_json
+
+    root = tmp_path_factory.mktemp("tiny-lm")
+    model_dir = save_tiny_lm(root / "checkpoints" / "tiny-lm")
+    setup = load_setup(model_dir)
+    ex = extract(setup, "when Mary and John went to the store , John gave a drink to", node_threshold=0.9,
+                 edge_threshold=0.95, slug="tiny")
+    write_json(root / "circuits" / "tiny" / "tiny-00.json", ex.json)
+    wanted = {(n.kind, n.layer, n.index) for j, n in enumerate(ex.graph.nodes[:ex.graph.n_features])
+              if ex.pruned.node_mask[j]}
+    corpus = torch.tensor(training_tokens(setup.tokenizer, 16, setup.replacement.model.cfg.n_ctx, 1))
+    write_feature_jsons(setup.replacement, wanted, corpus, setup.vocab, root / "circuits" / "tiny" / "features")
+    return root, ex.json
+
+
+@pytest.fixture
+def circuits_roots(monkeypatch, tiny_circuits):
+    root, _ = tiny_circuits
+    monkeypatch.setenv(catalog.ENV_CHECKPOINTS, str(root / "checkpoints"))
+    monkeypatch.setenv(catalog.ENV_CIRCUITS, str(root / "circuits"))
+    return tiny_circuits
+
+
+def test_circuits_saved_graph(circuits_roots):
+    root, graph = circuits_roots
+    at = run_page("2_Circuits.py")
+    assert at.selectbox(key="graph").options[0].startswith("tiny/tiny-00.json")
+    assert {m.label: m.value for m in at.metric}["Nodes shown"] == str(len(graph["nodes"]))
+    assert at.get("download_button"), "no download button"
+    # The node list starts with the most influential feature; its card comes from the saved feature JSON.
+    node_box = at.selectbox(key="node")
+    first = next(n for n in graph["nodes"] if n["node_id"] == node_box.value)
+    assert first["feature_type"] in ("cross layer transcoder", "attention sae feature")
+    assert any("Top logits" in m.value for m in at.markdown)
+    charts = plotly_charts(at)
+    assert len(charts) == 3  # graph, activation histogram, ablation
+    # Inputs and outputs of the node, from the graph's links.
+    incoming = [e for e in graph["links"] if e["target"] == first["node_id"]]
+    assert len(at.dataframe[0].value) == min(10, len(incoming))
+    # Thresholds shrink the graph.
+    at.slider(key="node_threshold").set_value(0.3).run()
+    at.slider(key="edge_threshold").set_value(0.5).run()
+    assert not at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert int(shown["Nodes shown"]) < len(graph["nodes"]) and int(shown["Links shown"]) < len(graph["links"])
+    # Another node: an embedding has no feature card and cannot be ablated.
+    embedding = next(n["node_id"] for n in graph["nodes"] if n["feature_type"] == "embedding")
+    at.selectbox(key="node").select(embedding).run()
+    assert not at.exception
+    assert any("Only dictionary features can be ablated" in c.value for c in at.caption)
+
+
+def test_circuits_ablation_changes_logits(circuits_roots):
+    at = run_page("2_Circuits.py")
+    at.radio(key="ablation_mode").set_value("free").run()
+    assert not at.exception
+    change = next(c.value for c in at.caption if c.value.startswith("Largest logit change"))
+    assert float(change.split()[3].rstrip(";")) > 0
+
+
+def test_circuits_refuses_paths_outside_the_roots(circuits_roots):
+    root, _ = circuits_roots
+    at = run_page("2_Circuits.py")
+    at.text_input(key="graph_path").input(str(ROOT / "pyproject.toml")).run()
+    assert not at.exception
+    assert any("refused" in e.value for e in at.error)
+    at.text_input(key="graph_path").input(str(root / "circuits" / "tiny" / "tiny-00.json")).run()
+    assert not at.error and not at.exception
+
+
+def test_circuits_live_extraction(circuits_roots):
+    at = run_page("2_Circuits.py")
+    at.radio(key="source").set_value("extract live").run()
+    assert not at.exception
+    at.text_input(key="prompt").input("the dog sees a ball and the dog sees a").run()
+    at.button[0].click().run()  # the form's Extract button
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Nodes shown"]) > 0 and "Replacement score" in metrics
+    # A feature card computed live from the corpus, and the ablation chart.
+    assert any("Top logits" in m.value for m in at.markdown)
+    assert len(plotly_charts(at)) == 3
