@@ -79,3 +79,24 @@ def test_hook_z_encoder_maps_through_w_v_with_frozen_patterns():
     sae64 = sae.to(DTYPE)
     change = (sae64.encode(to_flat(z_moved)) - sae64.encode(to_flat(z))).abs().max()
     assert float(change) <= 1e-4 * float(sae64.encode(to_flat(z)).abs().max())  # ... but no feature reads it
+
+
+LM = __import__("pathlib").Path(__file__).resolve().parents[1] / "checkpoints" / "lm-bilinear"
+
+
+@pytest.mark.skipif(not (LM / "transcoders" / "config.json").is_file(), reason="lm-bilinear dictionaries not shipped")
+def test_cli_on_shipped_lm_dictionaries(run_cli):
+    import json
+
+    from interp.models.dictionaries import load_dictionaries
+
+    code, out, err = run_cli("harmless", LM / "transcoders", "--layer", "0", "--magnitude", "1", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    w_enc = load_dictionaries(LM / "transcoders")[0].W_enc.detach().double()
+    rank = int(torch.linalg.matrix_rank(w_enc.T))
+    assert result["rank"] == rank and result["null_dimension"] == w_enc.shape[0] - rank
+    assert result["exact"] is (rank < w_enc.shape[0])
+    assert result["max_abs_feature"] > 0 and result["n_activations"] > 0
+    code, out, err = run_cli("harmless", LM, "--layer", "99", "--json")
+    assert code == 2 and out == "" and "no dictionary for layer 99" in err and len(err.strip().splitlines()) == 1

@@ -30,7 +30,7 @@ def _test_image(dataset: Any, index: int, what: str) -> Any:
 
 def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
     config = read_checkpoint_config(args.path)
-    if config["kind"] == "dictionaries":
+    if config["kind"] in ("dictionaries", "lm"):
         from interp.harmless.lm import dictionaries_null_space_from_folder
 
         return dictionaries_null_space_from_folder(args.path, layer=args.layer, rtol=args.rtol,
