@@ -107,7 +107,7 @@ def relevance(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor | No
         absorbed_by_layer: dict[str, torch.Tensor] = {}
         for i in reversed(range(len(layers))):
             name, layer = layers[i]
-            R_in = chosen[i].relevance(layer, activations[i], R)
+            R_in = chosen[i].relevance(layer, activations[i], R, output=activations[i + 1])
             absorbed_by_layer[name] = (R.flatten(1).sum(1) - R_in.flatten(1).sum(1))
             R = R_in
     return RelevanceMaps(relevance=R, output=output, target=target, absorbed=output - R.flatten(1).sum(1),

@@ -66,10 +66,16 @@ def _weights(layer: nn.Module) -> tuple[torch.Tensor | None, torch.Tensor | None
     return (weight.detach() if weight is not None else None), (bias.detach() if bias is not None else None)
 
 
-def _transpose(op: Callable[[torch.Tensor], torch.Tensor], x_shape: torch.Size, s: torch.Tensor,
-               like: torch.Tensor) -> torch.Tensor:
-    """(op)ᵀ s: the vector-Jacobian product of the linear map `op` with `s`."""
-    probe = torch.zeros(x_shape, dtype=like.dtype, device=like.device, requires_grad=True)
+def _transpose(layer: nn.Module, op: Callable[[torch.Tensor], torch.Tensor], weight: torch.Tensor | None,
+               x_shape: torch.Size, s: torch.Tensor) -> torch.Tensor:
+    """(op)ᵀ s, op being `layer`'s linear map with `weight`: a direct transposed product where there is
+    one (Linear, Conv), else the vector-Jacobian product of `op` by autograd."""
+    if isinstance(layer, nn.Linear):
+        return s @ weight
+    if isinstance(layer, (nn.Conv1d, nn.Conv2d)) and layer.padding_mode == "zeros" and not isinstance(layer.padding, str):
+        grad_input = torch.nn.grad.conv2d_input if isinstance(layer, nn.Conv2d) else torch.nn.grad.conv1d_input
+        return grad_input(x_shape, weight, s, layer.stride, layer.padding, layer.dilation, layer.groups)
+    probe = torch.zeros(x_shape, dtype=s.dtype, device=s.device, requires_grad=True)
     with torch.enable_grad():
         (grad,) = torch.autograd.grad(op(probe), probe, grad_outputs=s)
     return grad
@@ -90,7 +96,9 @@ class Rule:
 
     name = "rule"
 
-    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor,
+                  output: torch.Tensor | None = None) -> torch.Tensor:
+        """`output` is the layer's output on `x` when the caller has it (saves recomputing W x + b)."""
         raise InterpError(f"rule {self.name} is abstract")
 
     def __repr__(self) -> str:
@@ -106,7 +114,8 @@ class Pass(Rule):
 
     name = "pass"
 
-    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor,
+                  output: torch.Tensor | None = None) -> torch.Tensor:
         return R.reshape(x.shape)
 
 
@@ -116,11 +125,12 @@ class LRP0(Rule):
 
     name = "lrp0"
 
-    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor,
+                  output: torch.Tensor | None = None) -> torch.Tensor:
         weight, bias = _weights(layer)
-        op = _operator(layer, weight, bias)
-        s = R / stabilize(op(x))
-        return x * _transpose(_operator(layer, weight, None), x.shape, s, x)
+        z = output if output is not None else _operator(layer, weight, bias)(x)
+        s = R / stabilize(z)
+        return x * _transpose(layer, _operator(layer, weight, None), weight, x.shape, s)
 
 
 @dataclass
@@ -130,10 +140,12 @@ class Epsilon(Rule):
     epsilon: float = 1e-2
     name = "epsilon"
 
-    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor,
+                  output: torch.Tensor | None = None) -> torch.Tensor:
         weight, bias = _weights(layer)
-        s = R / stabilize(_operator(layer, weight, bias)(x), self.epsilon)
-        return x * _transpose(_operator(layer, weight, None), x.shape, s, x)
+        z = output if output is not None else _operator(layer, weight, bias)(x)
+        s = R / stabilize(z, self.epsilon)
+        return x * _transpose(layer, _operator(layer, weight, None), weight, x.shape, s)
 
 
 @dataclass
@@ -142,11 +154,13 @@ class ZPlus(Rule):
 
     name = "zplus"
 
-    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor,
+                  output: torch.Tensor | None = None) -> torch.Tensor:
         weight, _ = _weights(layer)
-        op = _operator(layer, _positive(weight), None)
+        positive = _positive(weight)
+        op = _operator(layer, positive, None)
         s = R / stabilize(op(x))
-        return x * _transpose(op, x.shape, s, x)
+        return x * _transpose(layer, op, positive, x.shape, s)
 
 
 @dataclass
@@ -160,19 +174,28 @@ class ZB(Rule):
     high: torch.Tensor | float = 1.0
     name = "zb"
 
-    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
-        weight, _ = _weights(layer)
-        low = torch.as_tensor(self.low, dtype=x.dtype, device=x.device).expand_as(x)
-        high = torch.as_tensor(self.high, dtype=x.dtype, device=x.device).expand_as(x)
+    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor,
+                  output: torch.Tensor | None = None) -> torch.Tensor:
+        weight, bias = _weights(layer)
+        # Bounds are per input feature, the same for every example: the bound terms l·w⁺ and h·w⁻
+        # are computed once, on a batch of one, and broadcast.
+        low = torch.as_tensor(self.low, dtype=x.dtype, device=x.device).expand(x.shape[1:])[None]
+        high = torch.as_tensor(self.high, dtype=x.dtype, device=x.device).expand(x.shape[1:])[None]
+        positive, negative = _positive(weight), _negative(weight)
         plain = _operator(layer, weight, None)
-        pos = _operator(layer, _positive(weight), None)
-        neg = _operator(layer, _negative(weight), None)
+        pos, neg = _operator(layer, positive, None), _operator(layer, negative, None)
         lower_is_zero = bool((low == 0).all())  # the usual pixel range [0, h]: skip the l terms
-        z = plain(x) - neg(high) - (0 if lower_is_zero else pos(low))
-        s = R / stabilize(z)
-        R_in = x * _transpose(plain, x.shape, s, x) - high * _transpose(neg, x.shape, s, x)
+        if output is not None:
+            z = output - bias.reshape(-1, *[1] * (output.ndim - 2)) if bias is not None else output
+        else:
+            z = plain(x)
+        z = z - neg(high)
         if not lower_is_zero:
-            R_in = R_in - low * _transpose(pos, x.shape, s, x)
+            z = z - pos(low)
+        s = R / stabilize(z)
+        R_in = x * _transpose(layer, plain, weight, x.shape, s) - high * _transpose(layer, neg, negative, x.shape, s)
+        if not lower_is_zero:
+            R_in = R_in - low * _transpose(layer, pos, positive, x.shape, s)
         return R_in
 
 
@@ -182,13 +205,15 @@ class WSquare(Rule):
 
     name = "w2"
 
-    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor,
+                  output: torch.Tensor | None = None) -> torch.Tensor:
         weight, _ = _weights(layer)
         if weight is None:
             raise InterpError(f"the w² rule needs a layer with weights, not {type(layer).__name__}")
-        op = _operator(layer, weight * weight, None)
-        s = R / stabilize(op(torch.ones_like(x)))
-        return _transpose(op, x.shape, s, x)
+        squared = weight * weight
+        op = _operator(layer, squared, None)
+        s = R / stabilize(op(torch.ones_like(x[:1])))  # Σ_i w²_ij does not depend on the example
+        return _transpose(layer, op, squared, x.shape, s)
 
 
 @dataclass
@@ -201,7 +226,8 @@ class BilinearExact(Rule):
 
     name = "bilinear"
 
-    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor,
+                  output: torch.Tensor | None = None) -> torch.Tensor:
         if not isinstance(layer, Bilinear):
             raise InterpError(f"the bilinear rule needs a Bilinear layer, not {type(layer).__name__}")
         xt = layer.augment(x)
