@@ -61,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: on a shared 2-core machine two threads oversubscribe and
+                        help="torch threads (default 1: on a shared 2-core machine two threads oversubscribe and "
                              "elementwise ops, which relevance has more of, slow down ~10x)")
     parser.add_argument("--n-images", type=int, default=256)
     args = parser.parse_args()
