@@ -268,3 +268,13 @@ def feature_file(graph_path: Path, data: Mapping[str, Any], node: Mapping[str, A
         return None  # a web address: nothing to read locally
     path = graph_path.parent / base / f"{node['feature']}.json"
     return path if path.is_file() else None
+
+
+def task_metrics(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """An LM's held-out task metrics ({task: {"accuracy": …, …}}), wherever its metrics.json keeps
+    them (`tasks` at the top, or under `eval`); empty for other checkpoints."""
+    for holder in (metrics, metrics.get("eval") if isinstance(metrics.get("eval"), Mapping) else {}):
+        tasks = holder.get("tasks")
+        if isinstance(tasks, Mapping):
+            return {str(k): dict(v) for k, v in tasks.items() if isinstance(v, Mapping)}
+    return {}

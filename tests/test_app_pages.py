@@ -237,3 +237,36 @@ def test_circuits_live_extraction(circuits_roots):
     # A feature card computed live from the corpus, and the ablation chart.
     assert any("Top logits" in m.value for m in at.markdown)
     assert len(plotly_charts(at)) == 3
+
+
+def test_harmless_page_exact_space_keeps_logits(digits_roots):
+    at = run_page("5_Harmless_perturbations.py")
+    at.selectbox(key="model").select("digits-relu").run()
+    assert [o.split(" — ")[0] for o in at.selectbox(key="layer").options] == ["fc1", "fc1.relu"]
+    assert len(plotly_charts(at)) == 4  # images, logits, singular values, basis images
+    at.select_slider(key="magnitude").set_value(1000.0).run()
+    at.slider(key="secret").set_value(5).run()
+    assert not at.exception and not at.warning
+    metrics = {m.label: m.value for m in at.metric}
+    # The ReLU MLP's first layer has fewer units than the 64 pixels: an exact null space.
+    assert int(metrics["Harmless dimension"]) == 64 - int(at.metric[0].help.split("rank ")[1].rstrip(")"))
+    before, after = metrics["Prediction"].split(" → ")
+    assert before == after
+    max_logit = float(at.metric[1].help.split("= ")[1])
+    assert float(metrics["Max |Δlogit|"]) <= 1e-4 * max_logit
+    assert float(metrics["Secret recovered (cosine)"]) > 0.99
+
+
+def test_harmless_page_relu_pattern_and_approximate_spaces(digits_roots):
+    at = run_page("5_Harmless_perturbations.py")
+    at.selectbox(key="model").select("digits-relu").run()
+    at.selectbox(key="layer").select("fc1.relu").run()
+    assert not at.exception
+    # Input-dependent: the page says whether the pattern holds at this magnitude.
+    assert any("activation pattern" not in e.value and "ReLU pattern" in e.value for e in [*at.success, *at.error])
+    for name in ("digits-bilinear", "digits-cnn"):
+        at.selectbox(key="model").select(name).run()
+        assert not at.exception
+        assert len(plotly_charts(at)) == 4
+        # 2×32 bilinear rows / 4 conv channels see all 64 pixels: only the approximate space exists.
+        assert any("approximate space" in w.value for w in at.warning)

@@ -30,9 +30,9 @@ for r in rows:
     for key in HEADLINE:
         if key in flat:
             row[key] = flat[key]
-    for key, value in flat.items():
-        if key.startswith("tasks.") and isinstance(value, (int, float)):
-            row[key.removeprefix("tasks.")] = value
+    for task, values in catalog.task_metrics(r["metrics"]).items():
+        if isinstance(values.get("accuracy"), (int, float)):
+            row[f"{task} accuracy"] = values["accuracy"]
     table.append(row)
 st.dataframe(table, hide_index=True, width="stretch")
 
@@ -46,11 +46,11 @@ if classifiers:
                       margin=dict(l=40, r=20, t=50, b=40))
     st.plotly_chart(fig, key="accuracy_chart")
 
-lms = [r for r in rows if isinstance(r["metrics"].get("tasks"), dict)]
+lms = [r for r in rows if catalog.task_metrics(r["metrics"])]
 if lms:
     fig = go.Figure()
     for r in lms:
-        tasks = r["metrics"]["tasks"]
+        tasks = catalog.task_metrics(r["metrics"])
         names = [t for t, v in tasks.items() if isinstance(v, dict) and isinstance(v.get("accuracy"), (int, float))]
         fig.add_trace(go.Bar(name=r["name"], x=names, y=[tasks[t]["accuracy"] for t in names]))
     fig.update_layout(title="Held-out task accuracy of the language models", barmode="group", yaxis_range=[0, 1.05],
