@@ -138,3 +138,22 @@ def test_cli_bad_input_one_line_exit_2(run_cli, folders, args, words):
 def test_cli_not_a_checkpoint(run_cli, tmp_path):
     code, out, err = run_cli("harmless", tmp_path / "missing", "--json")
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+SHIPPED = __import__("pathlib").Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+def test_cli_shipped_embedding_models_hide_and_identify(run_cli):
+    """The shipped pair fmnist-bilinear-embed64-s0/-s1 (same recipe, seeds 0 and 1) on Fashion-MNIST."""
+    a, b = SHIPPED / "fmnist-bilinear-embed64-s0", SHIPPED / "fmnist-bilinear-embed64-s1"
+    code, out, err = run_cli("harmless", a, "--index", "0", "--secret", "1", "--other", b, "--n-images", "50",
+                             "--magnitude", "100", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["layer"] == "embed" and result["exact"] is True and result["dimension"] == 784 - 64
+    assert result["max_abs_logit_change"] <= 1e-4 * result["max_abs_logit"]
+    assert all(s["relative_logit_change"] <= 1e-4 and s["prediction_unchanged"] for s in result["secret"]["scales"])
+    assert result["other"]["identifies"] is True and result["other"]["predictions_changed_b"] > 0
+    code, out, err = run_cli("harmless", a, "--other", SHIPPED / "fmnist-cnn", "--json")
+    assert code == 0, err  # same dataset, another architecture: also told apart
+    assert json.loads(out)["other"]["identifies"] is True

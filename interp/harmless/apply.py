@@ -13,6 +13,7 @@ import math
 import torch
 from torch import nn
 
+from interp.errors import InterpError
 from interp.harmless.layers import layer_operator
 from interp.harmless.subspace import DTYPE, HarmlessSubspace, valid_magnitude
 from interp.results import Result
@@ -165,6 +166,7 @@ class ModelIdentification(Result):
     mean_relative_change_b: float  # mean over inputs of max |Δlogit_B| / max |logit_B|
     predictions_changed_a: int
     predictions_changed_b: int
+    ratio: float  # mean_relative_change_b / max_relative_change_a: how much more B moves than A
     identifies: bool  # A unmoved (≤ 1e-4) while B moves by more than 1e-2 on average
 
 
@@ -173,7 +175,10 @@ def identify_model(model_a: nn.Module, model_b: nn.Module, space_a: HarmlessSubs
     """Add to each image a δ (‖δ‖ = magnitude·‖x‖) from A's harmless space; compare both models' logits.
 
     A model whose logits do not move is A (or shares its first layer); one whose logits move is not.
+    An input-dependent (ReLU) space belongs to one image: pass only that image.
     """
+    if space_a.pre_activation is not None and len(images) != 1:
+        raise InterpError(f"{space_a.layer} is input-dependent (its ReLU pattern at one image): identify on that image only")
     images = images.detach().to(DTYPE)
     d = harmless_direction(space_a, seed=seed).reshape(images.shape[1:])
     norms = images.reshape(len(images), -1).norm(dim=1).reshape(-1, *[1] * (images.dim() - 1))
@@ -185,5 +190,6 @@ def identify_model(model_a: nn.Module, model_b: nn.Module, space_a: HarmlessSubs
         rel.append((after - before).abs().amax(dim=1) / before.abs().amax(dim=1))
         changed.append(int((after.argmax(1) != before.argmax(1)).sum()))
     max_a, mean_b = float(rel[0].max()), float(rel[1].mean())
+    ratio = mean_b / max_a if max_a > 0 else math.inf
     return ModelIdentification(space_a.layer, space_a.exact, magnitude, len(images), max_a, mean_b, changed[0],
-                               changed[1], max_a <= 1e-4 and mean_b > 1e-2)
+                               changed[1], ratio, max_a <= 1e-4 and mean_b > 1e-2)

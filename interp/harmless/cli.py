@@ -72,12 +72,16 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
         secret = _test_image(dataset, args.secret, "--secret")
         hidden = hide_image(model, space, x, secret, dtype=dtype)
         out["secret"] = {"index": args.secret, "secret_kept": hidden.secret_kept, "secret_cosine": hidden.secret_cosine,
-                         "scales": [{k: v for k, v in s.to_dict().items() if k != "result_image"}
+                         "scales": [{k: v for k, v in s.to_dict().items() if k not in ("result_image", "logits_after")}
                                     for s in hidden.scales]}
     if args.other is not None:
-        other, _, _ = load_classifier(args.other)
-        n = min(args.n_images, len(dataset.test))
-        ident = identify_model(model, other, space, dataset.test.images[:n], args.magnitude, seed=args.seed, dtype=dtype)
+        other, other_config, _ = load_classifier(args.other)
+        if other_config.get("dataset") != config.get("dataset"):
+            raise InterpError(f"{args.other} was trained on {other_config.get('dataset')!r}, {args.path} on "
+                              f"{config.get('dataset')!r}: compare models of the same dataset")
+        # An input-dependent space belongs to image I alone; a fixed space is tried on the first N test images.
+        images = x[None] if space.pre_activation is not None else dataset.test.images[:min(args.n_images, len(dataset.test))]
+        ident = identify_model(model, other, space, images, args.magnitude, seed=args.seed, dtype=dtype)
         out["other"] = {"path": str(args.other), **ident.to_dict()}
     return out
 
