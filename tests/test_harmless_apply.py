@@ -51,7 +51,8 @@ def test_hide_image_keeps_logits_and_recovers_secret(models, digits):
     assert [s.scale for s in hidden.scales] == [10.0, 100.0]
     for s in hidden.scales:
         assert s.relative_logit_change <= 1e-4 and s.prediction_unchanged
-        assert s.recovered_cosine >= 1 - 1 / s.scale**2  # P(result) = secret part + P(carrier), ‖P(carrier)‖ ≤ ‖carrier‖
+        # P(result) = secret part + P(carrier), and ‖P(carrier)‖ ≤ ‖carrier‖.
+        assert s.recovered_cosine >= 1 - 1 / s.scale**2
         assert s.recovered_error_known_carrier <= 1e-10
         result = torch.tensor(s.result_image, dtype=torch.float64)
         assert abs(float((result - carrier.double()).norm() / carrier.double().norm()) - s.scale) < 1e-6

@@ -40,7 +40,8 @@ def test_tolerance_is_explicit_and_changes_the_rank():
     exact = null_space(MatrixOperator(matrix), "m", "linear")
     assert not exact.exact and exact.rank == 30  # all σ above max(m,n)·eps·σ_max
     loose = null_space(MatrixOperator(matrix), "m", "linear", rtol=1e-6)
-    assert loose.exact and loose.rank == int((s > 1e-6).sum()) and math.isclose(loose.tolerance, 1e-6 * float(s[0]), rel_tol=1e-9)
+    assert loose.exact and loose.rank == int((s > 1e-6).sum())
+    assert math.isclose(loose.tolerance, 1e-6 * float(s[0]), rel_tol=1e-9)
 
 
 def test_bilinear_common_null_space_keeps_logits_at_100x_norm():

@@ -21,13 +21,14 @@ from interp.results import Result
 SCALES = (10.0, 100.0)
 
 
-def _as_dtype(model: nn.Module, dtype: torch.dtype) -> nn.Module:
-    return copy.deepcopy(model).to(dtype).eval()
+def _as_dtype(model: nn.Module, dtype: torch.dtype, device: torch.device | str = "cpu") -> nn.Module:
+    return copy.deepcopy(model).to(device=device, dtype=dtype).eval()
 
 
 @torch.no_grad()
 def _logits(model: nn.Module, images: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return model(images.to(dtype)).to(DTYPE)
+    device = next(model.parameters()).device
+    return model(images.to(device=device, dtype=dtype)).to(device="cpu", dtype=DTYPE)
 
 
 def harmless_direction(space: HarmlessSubspace, direction: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
@@ -67,13 +68,13 @@ class PerturbationCheck(Result):
 
 def check_perturbation(model: nn.Module, x: torch.Tensor, space: HarmlessSubspace, magnitude: float = 100.0,
                        direction: torch.Tensor | None = None, seed: int = 0,
-                       dtype: torch.dtype = DTYPE) -> PerturbationCheck:
+                       dtype: torch.dtype = DTYPE, device: torch.device | str = "cpu") -> PerturbationCheck:
     """Add δ = magnitude·‖x‖·d (d a unit vector of the space) to the image x and compare logits."""
     d = harmless_direction(space, direction, seed)
     x = x.detach().to(DTYPE)
     x_norm = float(x.norm())
     delta = (magnitude * x_norm * d).reshape(x.shape)
-    run = _as_dtype(model, dtype)
+    run = _as_dtype(model, dtype, device)
     before, after = _logits(run, x[None], dtype)[0], _logits(run, (x + delta)[None], dtype)[0]
     change = float((after - before).abs().max())
     biggest = float(before.abs().max())
@@ -123,7 +124,8 @@ class HiddenImage(Result):
 
 
 def hide_image(model: nn.Module, space: HarmlessSubspace, carrier: torch.Tensor, secret: torch.Tensor,
-               scales: tuple[float, ...] = SCALES, dtype: torch.dtype = DTYPE) -> HiddenImage:
+               scales: tuple[float, ...] = SCALES, dtype: torch.dtype = DTYPE,
+               device: torch.device | str = "cpu") -> HiddenImage:
     """Hide `secret` in `carrier`: result = carrier + s·‖carrier‖·P(secret)/‖P(secret)‖ for each scale s.
 
     The logits do not move (exactly, for an exact space), and projecting the result onto the
@@ -133,7 +135,7 @@ def hide_image(model: nn.Module, space: HarmlessSubspace, carrier: torch.Tensor,
     carrier, secret = carrier.detach().to(DTYPE), secret.detach().to(DTYPE)
     projected = space.project(secret)
     unit = projected / projected.norm()
-    run = _as_dtype(model, dtype)
+    run = _as_dtype(model, dtype, device)
     before = _logits(run, carrier[None], dtype)[0]
     biggest = float(before.abs().max())
     carrier_part = space.project(carrier)
@@ -171,7 +173,8 @@ class ModelIdentification(Result):
 
 
 def identify_model(model_a: nn.Module, model_b: nn.Module, space_a: HarmlessSubspace, images: torch.Tensor,
-                   magnitude: float = 10.0, seed: int = 0, dtype: torch.dtype = DTYPE) -> ModelIdentification:
+                   magnitude: float = 10.0, seed: int = 0, dtype: torch.dtype = DTYPE,
+                   device: torch.device | str = "cpu") -> ModelIdentification:
     """Add to each image a δ (‖δ‖ = magnitude·‖x‖) from A's harmless space; compare both models' logits.
 
     A model whose logits do not move is A (or shares its first layer); one whose logits move is not.
@@ -185,7 +188,7 @@ def identify_model(model_a: nn.Module, model_b: nn.Module, space_a: HarmlessSubs
     perturbed = images + magnitude * norms * d
     rel, changed = [], []
     for model in (model_a, model_b):
-        run = _as_dtype(model, dtype)
+        run = _as_dtype(model, dtype, device)
         before, after = _logits(run, images, dtype), _logits(run, perturbed, dtype)
         rel.append((after - before).abs().amax(dim=1) / before.abs().amax(dim=1))
         changed.append(int((after.argmax(1) != before.argmax(1)).sum()))

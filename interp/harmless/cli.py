@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from interp.device import resolve_dtype
+from interp.device import resolve_device, resolve_dtype
 from interp.errors import InterpError
 from interp.io import read_checkpoint_config
 
@@ -47,7 +47,7 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
     from interp.harmless.layers import harmless_layers, harmless_space
     from interp.models.checkpoints import load_classifier
 
-    dtype = resolve_dtype(args.dtype)
+    dtype, device = resolve_dtype(args.dtype), resolve_device(args.device)
     model, _, _ = load_classifier(args.path)
     layers = harmless_layers(model)
     if args.layer is not None and args.layer not in layers:
@@ -56,7 +56,7 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
     x = _test_image(dataset, args.index, "--index")
     space = harmless_space(model, args.layer, x, image_shape=dataset.image_shape, rtol=args.rtol,
                            approx_dim=args.approx_dim)
-    check = check_perturbation(model, x, space, args.magnitude, seed=args.seed, dtype=dtype)
+    check = check_perturbation(model, x, space, args.magnitude, seed=args.seed, dtype=dtype, device=device)
     out: dict[str, Any] = {
         "dimension": space.dimension, "exact": space.exact, "magnitude": args.magnitude,
         "max_abs_logit_change": check.max_abs_logit_change, "max_abs_logit": check.max_abs_logit,
@@ -70,7 +70,7 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.secret is not None:
         secret = _test_image(dataset, args.secret, "--secret")
-        hidden = hide_image(model, space, x, secret, dtype=dtype)
+        hidden = hide_image(model, space, x, secret, dtype=dtype, device=device)
         out["secret"] = {"index": args.secret, "secret_kept": hidden.secret_kept, "secret_cosine": hidden.secret_cosine,
                          "scales": [{k: v for k, v in s.to_dict().items() if k not in ("result_image", "logits_after")}
                                     for s in hidden.scales]}
@@ -80,15 +80,17 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
             raise InterpError(f"{args.other} was trained on {other_config.get('dataset')!r}, {args.path} on "
                               f"{config.get('dataset')!r}: compare models of the same dataset")
         # An input-dependent space belongs to image I alone; a fixed space is tried on the first N test images.
-        images = x[None] if space.pre_activation is not None else dataset.test.images[:min(args.n_images, len(dataset.test))]
-        ident = identify_model(model, other, space, images, args.magnitude, seed=args.seed, dtype=dtype)
+        n = min(args.n_images, len(dataset.test))
+        images = x[None] if space.pre_activation is not None else dataset.test.images[:n]
+        ident = identify_model(model, other, space, images, args.magnitude, seed=args.seed, dtype=dtype, device=device)
         out["other"] = {"path": str(args.other), **ident.to_dict()}
     return out
 
 
 def register(cli: Any) -> None:
     p = cli.add_command("harmless", run_harmless,
-                        help="harmless subspace of a layer (null space, or ReLU input-dependent space), checked on a test image")
+                        help="harmless subspace of a layer (null space, or ReLU input-dependent space), "
+                             "checked on a test image")
     p.add_argument("path", type=Path, help="classifier checkpoint folder (or an LM dictionaries folder)")
     p.add_argument("--layer", default=None, help="layer name (default: the first layer); a bad name lists the choices")
     p.add_argument("--index", type=int, default=0, help="test image x to perturb (default 0)")

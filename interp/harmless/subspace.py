@@ -15,10 +15,11 @@ perturbation's size the layer still sees).
 
 Conv layers (`ConvOperator`): the dense (C_out·H'·W') × (C_in·H·W) matrix is never formed. Rows of
 the operator are built in blocks from the kernel and the input positions each output location
-reads (an unfolded image of indices), and a streamed Householder QR keeps only the d_in × d_in triangle R with RᵀR = AᵀA.
-The SVD of R gives exactly the singular values and right singular vectors of A (backward-stable,
+reads (an unfolded image of indices), and a streamed Householder QR keeps only the d_in × d_in
+triangle R with RᵀR = AᵀA. The SVD of R gives exactly the singular values and right singular vectors of A (backward-stable,
 no squaring of the condition number as a Gram matrix would). Memory is O(d_in² + block · d_in):
-for a 28×28 input, 784² float64 = 4.9 MB, whatever the number of channels or the stride.
+for a 28×28 input, 784² float64 = 4.9 MB plus one block of rows (at most BLOCK_BYTES), whatever
+the number of channels or the stride.
 """
 
 from __future__ import annotations

@@ -54,7 +54,8 @@ def _logit_bars(before: Sequence[float], afters: dict[str, Sequence[float]], cla
 
 def logits_figure(check: PerturbationCheck, class_names: Sequence[str] | None = None) -> go.Figure:
     """Logits at x and at x + δ, side by side per class."""
-    return _logit_bars(check.logits_before, {f"after (‖δ‖ = {check.magnitude:g}×‖x‖)": check.logits_after}, class_names,
+    after = {f"after (‖δ‖ = {check.magnitude:g}×‖x‖)": check.logits_after}
+    return _logit_bars(check.logits_before, after, class_names,
                        f"Logits before and after: max |Δlogit| = {check.max_abs_logit_change:.3g} "
                        f"(max |logit| = {check.max_abs_logit:.3g})")
 
@@ -64,7 +65,8 @@ def hidden_logits_figure(hidden: HiddenImage, class_names: Sequence[str] | None 
     afters = {f"with secret at {s.scale:g}×‖carrier‖": s.logits_after for s in hidden.scales}
     worst = max(s.max_abs_logit_change for s in hidden.scales)
     return _logit_bars(hidden.logits_before, afters, class_names,
-                       f"Logits with the hidden image: max |Δlogit| = {worst:.3g} (max |logit| = {hidden.max_abs_logit:.3g})")
+                       f"Logits with the hidden image: max |Δlogit| = {worst:.3g} "
+                       f"(max |logit| = {hidden.max_abs_logit:.3g})")
 
 
 def singular_values_figure(space: HarmlessSubspace) -> go.Figure:
