@@ -250,3 +250,31 @@ def test_bad_inputs_raise_one_line_errors(parts):
         ReplacementModel.build(model, {0: transcoders[0]}, attn_saes)
     with pytest.raises(InterpError, match="attention SAEs"):
         ReplacementModel.build(model, transcoders, None, mode="full")
+
+
+def test_topk_dictionaries_with_decoder_norm_rescaling_keep_the_invariant(parts):
+    """SAE-Lens TopK SAEs that rank pre-activations scaled by decoder norms: the graph folds the scaling in."""
+    from sae_lens import TopKSAE, TopKSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    model, transcoders, _ = parts
+    torch.manual_seed(3)
+    topk = {}
+    for layer in range(model.cfg.n_layers):
+        sae = TopKSAE(TopKSAEConfig(d_in=16, d_sae=24, k=4, dtype="float64", rescale_acts_by_decoder_norm=True,
+                                    metadata=SAEMetadata(hook_name=f"blocks.{layer}.hook_attn_out")))
+        with torch.no_grad():
+            sae.W_dec.mul_(torch.rand(24, 1, dtype=torch.float64) * 2 + 0.2)   # rows of unequal norm
+            sae.b_dec.normal_(0, 0.1)
+        topk[layer] = sae
+    rep = ReplacementModel.build(model, transcoders, topk, mode="full")
+    snap = rep.snapshot(TOKENS)
+    site = rep.sites[0]
+    assert torch.allclose(site.reconstruct(snap.acts[0]), topk[0].decode(snap.acts[0]), atol=1e-12)
+    assert int((snap.acts[0][1:] != 0).sum(-1).max()) <= 4
+    graph = attribute(rep, TOKENS, batch_size=32)
+    _, const_reads = constant_terms(rep, snap)
+    for j, node in enumerate(graph.nodes[:graph.n_features]):
+        i = _site(rep, node)
+        const = float(const_reads[i][node.pos] @ rep.sites[i].W_enc[:, node.index])
+        assert float(graph.adjacency[j].sum()) + const == pytest.approx(graph.target_values[j], rel=1e-4, abs=1e-8)

@@ -160,6 +160,7 @@ class EdgeEngine:
             mask = acts != 0
             mask[:first] = False
             self.active.append(mask.nonzero())           # [n, 2]: (pos, feature)
+        self.decoders = [site.W_dec[idx[:, 1]] for site, idx in zip(replacement.sites, self.active)]  # [n, d]
         self.error_mask = torch.ones(self.n_pos, dtype=snap.embed.dtype)
         self.error_mask[:first] = 0.0
 
@@ -189,13 +190,14 @@ class EdgeEngine:
         B, n_pos = self.batch, self.n_pos
         grads_out: dict[int, torch.Tensor] = {}      # site index -> cotangent on its read; -1 for logits
         for b, t in enumerate(chunk):
+            key = t[1] if t[0] == "feature" else -1
+            if key not in grads_out:
+                grads_out[key] = torch.zeros_like(self.logits if key == -1 else self.reads[key])
             if t[0] == "feature":
                 _, i, p, f = t
-                g = grads_out.setdefault(i, torch.zeros_like(self.reads[i]))
-                g[b, p] = self.rep.sites[i].W_enc[:, f]
+                grads_out[i][b, p] = self.rep.sites[i].W_enc[:, f]
             else:
-                g = grads_out.setdefault(-1, torch.zeros_like(self.logits))
-                g[b, -1] = t[1].direction
+                grads_out[-1][b, -1] = t[1].direction
         outputs = [self.logits if k == -1 else self.reads[k] for k in grads_out]
         grads = torch.autograd.grad(outputs, self.leaves, grad_outputs=list(grads_out.values()),
                                     retain_graph=True, allow_unused=True)
@@ -204,9 +206,9 @@ class EdgeEngine:
         for i, site in enumerate(self.rep.sites):
             g = grads[i + 1]                                             # [B, pos, d]
             p, f = self.active[i][:, 0], self.active[i][:, 1]
-            # edge = activation × (gradient · decoder row), read off at the active (pos, feature) pairs
-            per_feature = g @ site.W_dec.T                               # [B, pos, d_sae]
-            feature_cols.append(per_feature[:, p, f] * self.snap.acts[i][p, f][None])
+            # edge = activation × (gradient at its position · its decoder row), for active features only
+            along = torch.einsum("bnd,nd->bn", g[:, p, :], self.decoders[i])
+            feature_cols.append(along * self.snap.acts[i][p, f][None])
             error_cols.append((g * self.snap.errors[i][None]).sum(-1) * self.error_mask)
         token_cols = (grads[0] * self.snap.embed[None]).sum(-1)          # [B, pos]
         return torch.cat(feature_cols + error_cols + [token_cols], dim=1)

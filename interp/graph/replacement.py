@@ -43,17 +43,20 @@ class Site:
     read_hook: str
     write_hook: str
 
-    @property
-    def W_enc(self) -> torch.Tensor:  # [d_in, d_sae]
-        return self.sae.W_enc
-
-    @property
-    def W_dec(self) -> torch.Tensor:  # [d_sae, d_out]
-        return self.sae.W_dec
+    def __post_init__(self) -> None:
+        # SAE-Lens TopK SAEs may rank `pre-activation × |W_dec row|` and decode with unit-norm rows;
+        # fold that scaling into effective weights so that acts @ W_dec is the SAE's own decode and
+        # W_enc · x its own (scaled) pre-activation.
+        with torch.no_grad():
+            W_enc, W_dec = self.sae.W_enc.detach(), self.sae.W_dec.detach()
+            if getattr(self.sae.cfg, "rescale_acts_by_decoder_norm", False):
+                norm = W_dec.norm(dim=-1)
+                W_enc, W_dec = W_enc * norm[None, :], W_dec / norm[:, None]
+        self.W_enc, self.W_dec = W_enc, W_dec     # [d_in, d_sae], [d_sae, d_out]
 
     @property
     def b_dec(self) -> torch.Tensor:  # [d_out]
-        return self.sae.b_dec
+        return self.sae.b_dec.detach()
 
     @property
     def d_sae(self) -> int:
