@@ -123,3 +123,31 @@ def test_relevance_eval_dtd_beats_random_and_gradient_on_cnn(run_cli, tmp_path):
 def test_relevance_eval_bad_input(run_cli):
     code, _, stderr = run_cli("relevance-eval", CNN, "--steps", "0", "--json")
     assert code == 2 and "--steps" in stderr
+
+
+def test_per_pixel_bounds_from_data_conserve(run_cli):
+    code, stdout, stderr = run_cli("relevance", CNN, "--index", "5", "--bounds", "data", "--json")
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    assert result["rules"]["layers.1"] == "zb[per-pixel bounds]"
+    assert abs(result["relevance_sum"] - result["output"]) <= 1e-5 * abs(result["output"])
+
+
+def test_figures_build_from_results():
+    from interp.relevance.engine import bilinear_pair_relevance
+    from interp.viz.relevance import (flipping_curves_figure, pair_relevance_figure, pixel_relevance_figure,
+                                      relevance_png, token_relevance_figure)
+
+    torch.manual_seed(0)
+    model = BilinearClassifier(16, 3, d_hidden=5).eval()
+    image = torch.rand(4, 4)
+    pairs = bilinear_pair_relevance(model, image)
+    assert len(pixel_relevance_figure(image, pairs.relevance.reshape(4, 4)).data) == 2
+    row = pair_relevance_figure(pairs.pairs, (4, 4), pixel=5).data[0].z
+    assert torch.allclose(torch.tensor(row, dtype=torch.float32).flatten(), pairs.pairs[5])
+    assert pair_relevance_figure(pairs.pairs).data[0].z.shape == (16, 16)
+    assert list(token_relevance_figure(["a", "b"], [0.5, -0.2]).data[0].y) == [0.5, -0.2]
+    curves = flipping_curves_figure({"dtd": [3.0, 2.0], "random": [3.0, 2.9]}, 8, {"dtd": 0.5, "random": 0.05})
+    assert [trace.name for trace in curves.data] == ["dtd (AOPC 0.500)", "random (AOPC 0.050)"]
+    assert list(curves.data[0].x) == [0, 8]
+    assert relevance_png(image, pairs.relevance.reshape(4, 4)).startswith(b"\x89PNG")

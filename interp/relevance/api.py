@@ -46,6 +46,17 @@ def parse_class(target: str | None, class_names: list[str]) -> int | None:
     return lowered.index(target.lower())
 
 
+def pixel_bounds(train_images: torch.Tensor, image: torch.Tensor, bounds: str) -> tuple[Any, Any]:
+    """zᴮ bounds: the pixel range [0, 1] ("range"), or each pixel's own range over the training set
+    widened to include this image ("data"), so that l ≤ x ≤ h holds pixel by pixel."""
+    if bounds == "range":
+        return 0.0, 1.0
+    if bounds == "data":
+        train = train_images.to(image)
+        return torch.minimum(train.amin(0), image), torch.maximum(train.amax(0), image)
+    raise InterpError(f"unknown --bounds {bounds!r}; choose range or data")
+
+
 def top_pixels(relevance: torch.Tensor, image: torch.Tensor, k: int) -> list[dict[str, Any]]:
     width = relevance.shape[-1]
     flat, values = relevance.flatten(), image.flatten()
@@ -78,7 +89,26 @@ def write_figure(out: Path, figure, png: bytes | None = None) -> None:
         raise InterpError(f"--out {out}: use a .png or .html file name")
 
 
+def for_reading(result: dict[str, Any]) -> dict[str, Any]:
+    """Without --json, the CLI shortens long lists to "[N items]": show the top lists as label → value."""
+    out = dict(result)
+    for key in ("top_pixels", "bottom_pixels"):
+        if key in out:
+            out[key] = {f"({p['row']}, {p['col']})": round(p["relevance"], 6) for p in out[key]}
+    if "top_pairs" in out:
+        out["top_pairs"] = {f"({p['i_row_col'][0]}, {p['i_row_col'][1]})-({p['j_row_col'][0]}, {p['j_row_col'][1]})":
+                            round(p["relevance"], 6) for p in out["top_pairs"]}
+    if "top_tokens" in out:
+        out["top_tokens"] = {f"{p['position']}:{p['token']}": round(p["relevance"], 6) for p in out["top_tokens"]}
+    return out
+
+
 def relevance_command(args: argparse.Namespace) -> dict[str, Any]:
+    result = _relevance_command(args)
+    return result if args.json else for_reading(result)
+
+
+def _relevance_command(args: argparse.Namespace) -> dict[str, Any]:
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     if args.out is not None and args.out.suffix.lower() not in (".png", ".html"):
         raise InterpError(f"--out {args.out}: use a .png or .html file name")
@@ -101,13 +131,15 @@ def _image_command(args: argparse.Namespace, config: dict[str, Any], device, dty
         raise InterpError("image classifiers need --index I (a test-set image)")
     if args.text is not None:
         raise InterpError("--text is for language models; this checkpoint is an image classifier")
-    rules = rule_map(args.rule_map)  # bad names fail before anything is loaded
+    rule_map(args.rule_map)  # bad names fail before anything is loaded
     model, config = load_image_model(args.path, device, dtype)
     data = test_images(config, args.data_dir)
     if not 0 <= args.index < len(data.test):
         raise InterpError(f"index {args.index} is out of range: the {data.name} test set has images 0..{len(data.test) - 1}")
     target = parse_class(args.target, data.class_names)
     image = data.test.images[args.index].to(device=device, dtype=dtype)
+    low, high = pixel_bounds(data.train.images, image, args.bounds)
+    rules = rule_map(args.rule_map, low=low, high=high)
     maps = relevance(model, image[None], target, rules)
     with torch.no_grad():
         prediction = int(model(image[None]).argmax(-1))
@@ -188,6 +220,8 @@ def relevance_eval_command(args: argparse.Namespace) -> dict[str, Any]:
     out = {"model": getattr(model, "arch", type(model).__name__), "path": str(args.path), **result.to_dict(),
            "dtd_above_random": result.aopc["dtd"] > result.aopc["random"],
            "dtd_at_least_gradient": result.aopc["dtd"] >= result.aopc["gradient"]}
+    if not args.json:
+        out.pop("curves")  # hundreds of numbers; --json or --out have them
     if args.out is not None:
         write_figure(args.out, flipping_curves_figure(result.curves, result.pixels_per_step, result.aopc))
         out["out"] = str(args.out)

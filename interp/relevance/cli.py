@@ -62,6 +62,8 @@ def register(cli: Any) -> None:
     p.add_argument("--target", default=None,
                    help="class index or name (classifier; default: predicted) or token (LM; default: top next token)")
     p.add_argument("--rule-map", default="dtd", help="dtd (default), lrp0, epsilon, zplus, w2")
+    p.add_argument("--bounds", default="range", choices=["range", "data"],
+                   help="zᴮ pixel bounds: range = [0, 1] (default); data = each pixel's min/max over the training set")
     p.add_argument("--top", type=int, default=10, help="how many top pixels or tokens to print")
     p.add_argument("--pairs", action="store_true", help="bilinear classifiers: also print the top pixel pairs R_ij")
     p.add_argument("--out", type=Path, default=None, help="write a heatmap: .png or .html")

@@ -119,7 +119,7 @@ class Pass(Rule):
         return R.reshape(x.shape)
 
 
-@dataclass
+@dataclass(repr=False)
 class LRP0(Rule):
     """R_i = Σ_j x_i w_ij / z_j · R_j with z_j = Σ_i x_i w_ij + b_j (equals gradient×input on ReLU nets)."""
 
@@ -133,12 +133,15 @@ class LRP0(Rule):
         return x * _transpose(layer, _operator(layer, weight, None), weight, x.shape, s)
 
 
-@dataclass
+@dataclass(repr=False)
 class Epsilon(Rule):
     """LRP-ε: as LRP-0 with z_j + ε·sign(z_j); weak and contradictory contributions are absorbed."""
 
     epsilon: float = 1e-2
     name = "epsilon"
+
+    def __repr__(self) -> str:
+        return f"epsilon({self.epsilon:g})"
 
     def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor,
                   output: torch.Tensor | None = None) -> torch.Tensor:
@@ -148,7 +151,7 @@ class Epsilon(Rule):
         return x * _transpose(layer, _operator(layer, weight, None), weight, x.shape, s)
 
 
-@dataclass
+@dataclass(repr=False)
 class ZPlus(Rule):
     """z⁺: R_i = Σ_j x_i w⁺_ij / Σ_i' x_i' w⁺_i'j · R_j, for non-negative inputs (after a ReLU)."""
 
@@ -163,7 +166,7 @@ class ZPlus(Rule):
         return x * _transpose(layer, op, positive, x.shape, s)
 
 
-@dataclass
+@dataclass(repr=False)
 class ZB(Rule):
     """zᴮ for a bounded input l ≤ x ≤ h (per pixel: `low`/`high` broadcast against one input).
 
@@ -173,6 +176,11 @@ class ZB(Rule):
     low: torch.Tensor | float = 0.0
     high: torch.Tensor | float = 1.0
     name = "zb"
+
+    def __repr__(self) -> str:
+        if isinstance(self.low, (int, float)) and isinstance(self.high, (int, float)):
+            return f"zb[{self.low:g}, {self.high:g}]"
+        return "zb[per-pixel bounds]"
 
     def relevance(self, layer: nn.Module, x: torch.Tensor, R: torch.Tensor,
                   output: torch.Tensor | None = None) -> torch.Tensor:
@@ -199,7 +207,7 @@ class ZB(Rule):
         return R_in
 
 
-@dataclass
+@dataclass(repr=False)
 class WSquare(Rule):
     """w²: R_i = Σ_j w²_ij / Σ_i' w²_i'j · R_j; for an unbounded input, independent of x."""
 
@@ -216,7 +224,7 @@ class WSquare(Rule):
         return _transpose(layer, op, squared, x.shape, s)
 
 
-@dataclass
+@dataclass(repr=False)
 class BilinearExact(Rule):
     """Exact second-order decomposition of g(x) = (W x̃) ⊙ (V x̃), x̃ = [x, 1] with a bias.
 
