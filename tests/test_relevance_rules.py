@@ -201,3 +201,23 @@ def test_layer_without_rule_and_bad_class_are_input_errors():
     custom = RuleMap("custom", [(nn.Linear, LRP0())])
     with pytest.raises(InterpError, match="ReLU has no rule"):
         relevance(bias_free_relu_net(), torch.rand(1, 12, dtype=torch.float64), rules=custom)
+
+
+def test_dtd_on_a_tiny_network_equals_the_chained_matrix_formulas():
+    # x → W1 → ReLU → W2 → ReLU → W3 (logits), with the dtd map: zᴮ, z⁺, LRP-0, written out by hand.
+    net = bias_free_relu_net(seed=10)
+    W1, W2, W3 = (net[i].weight.detach() for i in (0, 2, 4))
+    x = torch.rand(4, 12, dtype=torch.float64)
+    a1 = (x @ W1.T).clamp(min=0)
+    a2 = (a1 @ W2.T).clamp(min=0)
+    logits = a2 @ W3.T
+    c = logits.argmax(1)
+    R2 = a2 * W3[c]  # LRP-0 on the output layer: R_j = a_j w_jc, sums to the logit
+    W2p = W2.clamp(min=0)
+    R1 = a1 * ((R2 / (a1 @ W2p.T)) @ W2p)  # z⁺
+    W1n = W1.clamp(max=0)
+    z = x @ W1.T - 1.0 * W1n.sum(1)  # zᴮ with l = 0, h = 1
+    R0 = x * ((R1 / z) @ W1) - 1.0 * ((R1 / z) @ W1n)
+    maps = relevance(net, x, rules="dtd")
+    assert torch.equal(maps.target, c)
+    assert torch.allclose(maps.relevance, R0, atol=1e-10)
