@@ -141,12 +141,23 @@ def task_metric(logits: torch.Tensor, target: int, contrast: int) -> float:
 
 def ablation_drops(setup: Setup, extraction: Extraction, target: int, contrast: int, k: int = 10,
                    seed: int = 0, mode: str = "free") -> dict[str, float]:
-    """Relative drop of the task metric when the k most influential feature nodes, or k random active
-    feature nodes, are set to zero (errors held at their clean values)."""
+    """The task metric after zeroing k feature nodes (errors held at their clean values), for:
+
+    - "top": the k features of highest influence that support the target: circuit-tracer's
+      (unsigned) influence, among features whose signed total attribution to the metric
+      (`a_s · ∂metric/∂a_s` through the linear graph) is positive;
+    - "unsigned": the k features of highest influence whatever their sign;
+    - "random": k random active feature nodes of the graph.
+    """
+    from interp.graph.prune import hierarchical_attribution
+
     graph, pruned = extraction.graph, extraction.pruned
     tokens = torch.tensor(graph.tokens)
     features = list(range(graph.n_features))
-    top = sorted(features, key=lambda j: -float(pruned.influence[j]))[:k]
+    signed = hierarchical_attribution(graph, threshold=0.0).influence
+    by_influence = sorted(features, key=lambda j: -float(pruned.influence[j]))
+    top = [j for j in by_influence if signed[j] > 0][:k]
+    unsigned = by_influence[:k]
     rand = random.Random(seed).sample(features, min(k, len(features)))
 
     def ablate(nodes: list[int]) -> float:
@@ -155,11 +166,12 @@ def ablation_drops(setup: Setup, extraction: Extraction, target: int, contrast: 
         return task_metric(intervene(setup.replacement, tokens, ivs, mode=mode).new_logits, target, contrast)
 
     clean = task_metric(setup.replacement.snapshot(tokens).logits[-1], target, contrast)
+    out = {"metric_clean": clean, "metric_top": ablate(top), "metric_unsigned": ablate(unsigned),
+           "metric_random": ablate(rand)}
     scale = clean if abs(clean) > 1e-8 else 1e-8
-    top_metric, random_metric = ablate(top), ablate(rand)
-    return {"metric_clean": clean, "metric_top": top_metric, "metric_random": random_metric,
-            "top10_ablation_drop": (clean - top_metric) / scale,
-            "random10_ablation_drop": (clean - random_metric) / scale}
+    for name in ("top", "unsigned", "random"):
+        out[f"{name}_drop"] = (clean - out[f"metric_{name}"]) / scale
+    return out
 
 
 # ---------------------------------------------------------------- recipes
@@ -240,6 +252,8 @@ class RecipeSummary(Result):
     n_prompts: int
     top10_ablation_drop: float
     random10_ablation_drop: float
+    top10_unsigned_ablation_drop: float
+    metric_clean: float
     replacement_score: float
     completeness_score: float
     out_dir: str
@@ -279,9 +293,53 @@ def run_recipe(recipe_path: str | Path, out_dir: str | Path, progress: bool = Tr
     def mean(key: str) -> float:
         return sum(r[key] for r in rows) / len(rows)
 
-    summary = RecipeSummary(recipe=recipe.name, n_prompts=len(rows), top10_ablation_drop=mean("top10_ablation_drop"),
-                            random10_ablation_drop=mean("random10_ablation_drop"),
+    def pooled_drop(name: str) -> float:
+        # 1 - mean ablated metric / mean clean metric: stable where one prompt's clean metric is near 0.
+        return 1.0 - mean(f"metric_{name}") / mean("metric_clean")
+
+    summary = RecipeSummary(recipe=recipe.name, n_prompts=len(rows), top10_ablation_drop=pooled_drop("top"),
+                            random10_ablation_drop=pooled_drop("random"),
+                            top10_unsigned_ablation_drop=pooled_drop("unsigned"),
+                            metric_clean=mean("metric_clean"),
                             replacement_score=mean("replacement_score"),
                             completeness_score=mean("completeness_score"), out_dir=str(out_dir), prompts=rows)
     write_json(out_dir / "summary.json", summary.to_dict())
     return summary
+
+
+def write_task_recipe(task: str, model_dir: str | Path, out_path: str | Path, n_prompts: int = 8,
+                      mode: str = "full", only_correct: bool = True) -> Path:
+    """A recipe for one planted task: the first `n_prompts` held-out examples (those the model gets
+    right, by default: a circuit explains a behaviour the model has) with target and contrast."""
+    from interp.data.corpus import task_examples
+
+    setup = load_setup(model_dir, mode=mode)
+    chosen = []
+    for ex in task_examples(task, n=200):
+        tokens = setup.encode(ex.prompt)
+        logits = setup.replacement.snapshot(tokens).logits[-1]
+        if not only_correct or task_metric(logits, setup.token_id(ex.target), setup.token_id(ex.contrast)) > 0:
+            chosen.append(ex)
+        if len(chosen) == n_prompts:
+            break
+    model_dir = Path(model_dir)
+
+    def q(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [f"# Circuit recipe for the {task} task: run with `interp extract --recipe circuits/{Path(out_path).name} "
+             f"--out-dir circuits/{task}`.",
+             f"# Prompts: the first {n_prompts} held-out {task} examples the model gets right "
+             "(interp.data.corpus.task_examples); the task metric is logit(target) - logit(contrast).",
+             f"name = {q(task)}", f"description = {q(f'{task} circuit on {model_dir.name}')}",
+             f"model = {q(model_dir.as_posix())}", f"transcoders = {q((model_dir / 'transcoders').as_posix())}",
+             f"attn_saes = {q((model_dir / 'attn-saes').as_posix())}", f"mode = {q(mode)}",
+             "node_threshold = 0.8", "edge_threshold = 0.98", "batch_size = 128", "seed = 0",
+             'ablation_mode = "free"', "", "[corpus]", "n_sequences = 256", "seed = 12345", ""]
+    for ex in chosen:
+        lines += ["[[prompts]]", f"prompt = {q(ex.prompt)}", f"target = {q(ex.target)}",
+                  f"contrast = {q(ex.contrast)}", ""]
+    from interp.io import atomic_write_text
+
+    atomic_write_text(out_path, "\n".join(lines))
+    return Path(out_path)

@@ -1,0 +1,21 @@
+"""Write circuits/{induction,ioi,brackets}.toml for the shipped bilinear LM.
+
+    .venv/bin/python circuits/make_recipes.py [--model checkpoints/lm-bilinear] [--n 8]
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from interp.graph.recipes import write_task_recipe  # noqa: E402
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="checkpoints/lm-bilinear")
+    p.add_argument("--n", type=int, default=8)
+    args = p.parse_args()
+    for task in ("induction", "ioi", "brackets"):
+        print(write_task_recipe(task, args.model, ROOT / "circuits" / f"{task}.toml", n_prompts=args.n))
