@@ -44,7 +44,47 @@ def eigen_command(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def bilinear_lm_command(args: argparse.Namespace) -> dict[str, Any]:
+    """Top input pairs (and head pair terms) behind an output direction of a bilinear LM's MLP."""
+    from interp.bilinear.lm import (head_pair_terms, input_directions, mlp_weights, normalized_directions,
+                                    output_direction, top_feature_pairs)
+    from interp.models.dictionaries import load_dictionaries
+    from interp.models.lm import load_lm
+
+    dtype = resolve_dtype(args.dtype)
+    loaded = load_lm(args.path, dtype=dtype)
+    model = loaded.model
+    dictionaries = load_dictionaries(args.dictionaries) if args.dictionaries is not None else None
+    weights = mlp_weights(model, args.layer)
+    u, label = output_direction(model, args.output, loaded.tokenizer, dictionaries)
+    directions, labels = input_directions(model, args.inputs, loaded.tokenizer, dictionaries)
+    pairs = top_feature_pairs(weights, u, normalized_directions(directions.to(u.dtype)), layer=args.layer,
+                              output_label=label, input_labels=labels, top=args.top)
+    result: dict[str, Any] = {"layer": args.layer, "output": label, "inputs": args.inputs,
+                              "pairs": [{"a": pairs.pair_labels[i][0], "b": pairs.pair_labels[i][1], "coefficient": c}
+                                        for i, (_, _, c) in enumerate(pairs.pairs)],
+                              "diagonal_share": pairs.diagonal_share}
+    if args.heads:
+        terms = head_pair_terms(model, args.layer, u, top=args.top, token_labels=list(loaded.tokenizer.vocab),
+                                output_label=label)
+        result["heads"] = terms.heads
+    return result
+
+
 def register(cli) -> None:
+    p = cli.add_command("bilinear-lm", bilinear_lm_command,
+                        help="read a bilinear LM's MLP from its weights: the input pairs behind an output direction")
+    p.add_argument("path", type=Path, help="checkpoint folder of a bilinear LM (kind 'lm')")
+    p.add_argument("--layer", type=int, required=True, help="which MLP")
+    p.add_argument("--output", required=True,
+                   help="output direction: token:WORD (demeaned unembedding), feature:LAYER:INDEX (a dictionary "
+                        "feature's encoder row), or d_model comma-separated numbers")
+    p.add_argument("--inputs", default="tokens", help="input features: tokens (embeddings) or features:LAYER "
+                                                      "(decoder rows of that layer's dictionary)")
+    p.add_argument("--dictionaries", type=Path, default=None, help="transcoders / SAEs folder for feature:... specs")
+    p.add_argument("--top", type=int, default=20, help="pairs to list (default 20)")
+    p.add_argument("--heads", action="store_true", help="also the direct-path × head OV-path pair terms")
+
     p = cli.add_command("eigen", eigen_command,
                         help="eigendecompose a bilinear classifier's interaction matrices: spectra, truncation, masks")
     p.add_argument("path", type=Path, help="checkpoint folder of a bilinear classifier")

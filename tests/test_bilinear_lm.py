@@ -1,0 +1,86 @@
+"""The bilinear MLP of a (tiny, randomly initialised) TransformerLens model read from its weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from interp.bilinear.core import eigendecompose
+from interp.bilinear.lm import (feature_pair_matrix, head_ov_directions, head_pair_terms, mlp_weights,
+                                normalized_directions, top_feature_pairs)
+from interp.errors import InterpError
+from interp.models.lm import build_lm, make_lm_config
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    model = build_lm(make_lm_config("bilinear", n_layers=2, d_model=16, n_heads=2, d_mlp=32, n_ctx=8, d_vocab=20, seed=3))
+    model = model.double().eval()
+    with torch.no_grad():  # make the LayerNorm weights and bias non-trivial, so the test covers them
+        for block in model.blocks:
+            block.ln2.w.add_(0.3 * torch.randn_like(block.ln2.w))
+            block.ln2.b.add_(0.2 * torch.randn_like(block.ln2.b))
+    return model
+
+
+def test_mlp_is_an_exact_form_in_normalized_space(tiny_lm):
+    tokens = torch.randint(0, 20, (3, 8), generator=torch.Generator().manual_seed(0))
+    _, cache = tiny_lm.run_with_cache(tokens)
+    for layer in range(2):
+        weights = mlp_weights(tiny_lm, layer)
+        x_hat = cache[f"blocks.{layer}.ln2.hook_normalized"].reshape(-1, 16)
+        out = cache[f"blocks.{layer}.hook_mlp_out"].reshape(-1, 16) - tiny_lm.blocks[layer].mlp.b_out.detach()
+        u = torch.randn(16, dtype=torch.float64)
+        x_aug = torch.cat([x_hat, torch.ones_like(x_hat[:, :1])], dim=1)
+        eig = eigendecompose(weights, u[None])
+        torch.testing.assert_close(eig.quadratic_form(x_aug)[:, 0], out @ u, rtol=1e-5, atol=1e-6)
+
+
+def test_feature_pairs_sum_to_the_output(tiny_lm):
+    """x̂ built from input features: Σ_{a≤b} C[a,b] z_a z_b equals what the MLP writes along u."""
+    weights = mlp_weights(tiny_lm, 1)
+    g = torch.Generator().manual_seed(1)
+    features = torch.randn(6, 16, generator=g, dtype=torch.float64)  # e.g. dictionary decoder rows
+    z = torch.randn(6, generator=g, dtype=torch.float64)
+    inputs = normalized_directions(features)
+    x_hat = (z @ features) - (z @ features).mean()  # centred, σ taken as 1
+    mlp = tiny_lm.blocks[1].mlp
+    a = tiny_lm.blocks[1].ln2.w.detach() * x_hat + tiny_lm.blocks[1].ln2.b.detach()
+    out = ((a @ mlp.W_gate) * (a @ mlp.W_in)) @ mlp.W_out
+    u = torch.randn(16, generator=g, dtype=torch.float64)
+    result = top_feature_pairs(weights, u, inputs, layer=1, top=1000)
+    z_aug = torch.cat([z, torch.ones(1, dtype=torch.float64)])
+    total = sum(c * z_aug[i] * z_aug[j] for i, j, c in result.pairs)
+    assert total.item() == pytest.approx((out @ u).item(), rel=1e-9, abs=1e-12)
+    assert len(result.pairs) == 7 * 8 // 2  # every pair a <= b (6 features + the constant)
+    magnitudes = [abs(c) for _, _, c in result.pairs]
+    assert magnitudes == sorted(magnitudes, reverse=True)
+    assert 0.0 <= result.diagonal_share <= 1.0
+
+
+def test_head_pair_terms_agree_with_feature_pairs(tiny_lm):
+    u = torch.randn(16, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    result = head_pair_terms(tiny_lm, 1, u, tokens=torch.arange(5), top=3)
+    assert len(result.heads) == 2 * 2  # heads of layers 0 and 1
+    norms = [h["norm"] for h in result.heads]
+    assert norms == sorted(norms, reverse=True)
+    # the top entry of a head is the pair coefficient between the direct and that head's OV direction
+    head = result.heads[0]
+    hl, h = int(head["head"][1]), int(head["head"][3])
+    t, s, value = head["top"][0]
+    W_E = tiny_lm.W_E.detach()
+    direct = normalized_directions(W_E[[int(t)]])
+    ov = normalized_directions(head_ov_directions(tiny_lm, hl, h, W_E[[int(s)]]))
+    C = feature_pair_matrix(mlp_weights(tiny_lm, 1), u, torch.cat([direct, ov]))
+    assert C[0, 1].item() == pytest.approx(value, rel=1e-9)
+    # linear in the output direction
+    twice = head_pair_terms(tiny_lm, 1, 2 * u, tokens=torch.arange(5), top=3)
+    assert twice.heads[0]["norm"] == pytest.approx(2 * head["norm"], rel=1e-9)
+
+
+def test_rejects_non_bilinear_models_and_bad_layers(tiny_lm):
+    with pytest.raises(InterpError):
+        mlp_weights(tiny_lm, 5)
+    gelu = build_lm(make_lm_config("gelu", n_layers=1, d_model=16, n_heads=2, d_mlp=32, n_ctx=8, d_vocab=20))
+    with pytest.raises(InterpError):
+        mlp_weights(gelu, 0)
