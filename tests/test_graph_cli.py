@@ -135,3 +135,18 @@ def test_missing_arguments_fail_with_one_line(run_cli, lm, tmp_path):
     _one_error_line(*run_cli("extract", "--model", lm, "--out", tmp_path / "g.json"))
     _one_error_line(*run_cli("extract", "--recipe", tmp_path / "none.toml", "--out-dir", tmp_path / "o"))
     _one_error_line(*run_cli("graph-info", tmp_path / "none.json"))
+
+
+def test_hierarchical_pruning_from_the_command_line(run_cli, lm, ioi, tmp_path):
+    ex = ioi[0]
+    sizes = []
+    for threshold in ("0.0", "0.2"):
+        out = tmp_path / f"h{threshold}.json"
+        code, stdout, err = run_cli("extract", "--model", lm, "--prompt", ex.prompt, "--target", ex.target,
+                                    "--pruning", "hierarchical", "--hierarchical-threshold", threshold,
+                                    "--out", out, "--json", "--quiet")
+        assert code == 0, err
+        data = json.loads(out.read_text())
+        jsonschema.validate(data, SCHEMA)
+        sizes.append(len(data["nodes"]))
+    assert sizes[1] < sizes[0]

@@ -23,6 +23,16 @@ def _threshold(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def _contrast(text: str) -> tuple[str, str]:
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != 2 or not all(parts):
@@ -55,7 +65,8 @@ def extract_command(args: argparse.Namespace) -> dict[str, Any]:
     contrast = _contrast(args.contrast) if args.contrast else None
     ex = extract(setup, args.prompt, target=args.target, contrast=contrast, node_threshold=args.node_threshold,
                  edge_threshold=args.edge_threshold, max_feature_nodes=args.max_feature_nodes,
-                 batch_size=args.batch_size, slug=Path(args.out).stem, progress=not args.quiet)
+                 batch_size=args.batch_size, slug=Path(args.out).stem, progress=not args.quiet,
+                 pruning=args.pruning, hierarchical_threshold=args.hierarchical_threshold)
     if args.features_dir is not None:
         from interp.data.corpus import training_tokens
         from interp.graph.features import write_feature_jsons
@@ -128,8 +139,12 @@ def register(cli) -> None:
     p.add_argument("--contrast", default=None, help="A,B: attribute from logit(A) - logit(B)")
     p.add_argument("--node-threshold", type=_threshold, default=0.8)
     p.add_argument("--edge-threshold", type=_threshold, default=0.98)
-    p.add_argument("--max-feature-nodes", type=int, default=None, help="cap on feature nodes, filled by influence")
-    p.add_argument("--batch-size", type=int, default=64, help="targets per backward pass")
+    p.add_argument("--pruning", choices=["influence", "hierarchical"], default="influence",
+                   help="influence: node/edge thresholds (circuit-tracer); hierarchical: Ge et al. cut-off")
+    p.add_argument("--hierarchical-threshold", type=_threshold, default=0.01,
+                   help="with --pruning hierarchical: cut nodes below this fraction of |target|")
+    p.add_argument("--max-feature-nodes", type=_positive_int, default=None, help="cap on feature nodes, filled by influence")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="targets per backward pass")
     p.add_argument("--out", type=Path, default=None, help="graph JSON to write (--prompt)")
     p.add_argument("--features-dir", type=Path, default=None, help="also write feature JSONs here (--prompt)")
     p.add_argument("--recipe", type=Path, default=None, help="circuits/NAME.toml")

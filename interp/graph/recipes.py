@@ -113,8 +113,12 @@ class Extraction:
 def extract(setup: Setup, prompt: str, target: str | None = None, contrast: tuple[str, str] | None = None,
             node_threshold: float = 0.8, edge_threshold: float = 0.98, max_feature_nodes: int | None = None,
             batch_size: int = 64, slug: str = "graph", feature_json_base_url: str = "features",
-            progress: bool = False) -> Extraction:
-    """Prompt → attribution graph → pruned graph → scores → graph JSON."""
+            progress: bool = False, pruning: str = "influence", hierarchical_threshold: float = 0.01
+            ) -> Extraction:
+    """Prompt → attribution graph → pruned graph → scores → graph JSON.
+
+    `pruning` is "influence" (circuit-tracer's node/edge thresholds) or "hierarchical" (Ge et al.:
+    nodes whose attribution is below `hierarchical_threshold` × |target| are cut off)."""
     tokens = setup.encode(prompt)
     target_id = setup.token_id(target) if target is not None else None
     contrast_ids = (setup.token_id(contrast[0]), setup.token_id(contrast[1])) if contrast else None
@@ -122,7 +126,15 @@ def extract(setup: Setup, prompt: str, target: str | None = None, contrast: tupl
     graph = attribute(setup.replacement, tokens, prompt=prompt, token_strings=strings, vocab=setup.vocab,
                       target=target_id, contrast=contrast_ids, max_feature_nodes=max_feature_nodes,
                       batch_size=batch_size, progress=progress, model_name=setup.name)
-    pruned = prune(graph, node_threshold, edge_threshold)
+    if pruning == "influence":
+        pruned = prune(graph, node_threshold, edge_threshold)
+    elif pruning == "hierarchical":
+        from interp.graph.prune import hierarchical_attribution
+
+        pruned = hierarchical_attribution(graph, hierarchical_threshold)
+        pruned.influence = prune(graph, 1.0, 1.0).influence   # rank ablations by influence either way
+    else:
+        raise InterpError(f"unknown pruning {pruning!r}; choose influence or hierarchical")
     scores = graph_scores(graph)
     pruned_adj = graph.adjacency * pruned.edge_mask
     pruned_scores = graph_scores(graph, pruned_adj)
