@@ -5,12 +5,31 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 from types import ModuleType
 
 import streamlit as st
 
 from interp import catalog
 from interp.errors import InterpError
+
+
+# Importing TransformerLens and SAE-Lens takes seconds. This module is imported once per server
+# process, so start those imports in the background as soon as any page is opened: by the time
+# someone opens Circuits, they are done. (Python's import lock makes a concurrent import safe.)
+WARM_MODULES = ("interp.graph.recipes", "interp.models.lm", "interp.bilinear.analysis", "interp.relevance.engine",
+                "interp.harmless.layers")
+
+
+def _warm_up() -> None:
+    for name in WARM_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a module not written yet; the page that needs it says so
+            pass
+
+
+threading.Thread(target=_warm_up, name="interp-warm-up", daemon=True).start()
 
 
 def setup(title: str, icon: str = ":material/biotech:") -> None:
@@ -98,3 +117,13 @@ def example_prompt(task: str = "ioi") -> str:
         return task_examples(task, n=1)[0].prompt
     except (ImportError, IndexError, InterpError):
         return ""
+
+
+def square_images(fig):
+    """Give every subplot of an image grid square pixels: each y axis is scaled to its own x axis
+    (a figure that anchors every y axis to the first x axis draws only the first image square)."""
+    for name in list(fig.layout):
+        if name.startswith("yaxis"):
+            suffix = name.removeprefix("yaxis")
+            fig.layout[name].scaleanchor = f"x{suffix}"
+    return fig

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.browser
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -79,7 +80,7 @@ def browser():
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1500,1100"):
+                 "--disable-dev-shm-usage", "--window-size=1500,2400"):
         options.add_argument(flag)
     profile = tempfile.mkdtemp(prefix="interp-chromium-")
     options.add_argument(f"--user-data-dir={profile}")
@@ -160,20 +161,80 @@ def choose(driver, label: str, option: str) -> None:
     wait_idle(driver)
 
 
-def move_slider(driver, label: str, steps: int) -> None:
-    """Move the slider labelled `label` by `steps` key presses (negative: to the left)."""
+def _slider_input(driver, label: str):
     slider = next(s for s in wait_for(driver, '[data-testid="stSlider"]') if label in s.text)
-    thumb = slider.find_element(By.CSS_SELECTOR, '[role="slider"]')
-    thumb.click()
+    return slider.find_element(By.CSS_SELECTOR, 'input[type="range"]')
+
+
+def move_slider(driver, label: str, steps: int) -> None:
+    """Move the slider labelled `label` by `steps` arrow-key presses (negative: to the left), as a keyboard
+    user would: focus its range input, press the keys, and wait for the rerun."""
+    field = _slider_input(driver, label)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].focus();", field)
     key = Keys.ARROW_RIGHT if steps > 0 else Keys.ARROW_LEFT
+    actions = ActionChains(driver)
     for _ in range(abs(steps)):
-        thumb.send_keys(key)
+        actions.send_keys(key)
+    actions.perform()
+    time.sleep(0.5)  # Streamlit sends a slider's value shortly after the last change
     wait_idle(driver)
 
 
 def slider_value(driver, label: str) -> str:
-    slider = next(s for s in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSlider"]') if label in s.text)
-    return slider.find_element(By.CSS_SELECTOR, '[role="slider"]').get_attribute("aria-valuenow")
+    return _slider_input(driver, label).get_property("value")
+
+
+def selectbox_value(driver, label: str) -> str:
+    box = next(b for b in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSelectbox"]') if label in b.text)
+    return box.find_element(By.CSS_SELECTOR, "input").get_attribute("value")
+
+
+def metric_value(driver, label: str) -> str:
+    for m in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]'):
+        if m.find_element(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]').text.strip() == label:
+            return m.find_element(By.CSS_SELECTOR, '[data-testid="stMetricValue"]').text.strip()
+    raise AssertionError(f"no metric {label!r}")
+
+
+def n_charts(driver) -> int:
+    return len(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .js-plotly-plot'))
+
+
+# The marker of trace `name` farthest from every other marker (a click there hits only that node):
+# returns [trace index, point index, its node id (customdata), distance in pixels to the next marker].
+LONELY_POINT_JS = """
+const plot = arguments[0], name = arguments[1];
+const traces = plot.querySelectorAll('.scatterlayer .trace');
+const index = plot.data.findIndex(t => t.name === name);
+if (index < 0) return null;
+const centre = p => { const r = p.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; };
+const all = [];
+plot.data.forEach((t, i) => {
+  if (t.mode === 'markers') traces[i].querySelectorAll('path.point').forEach(p => all.push([p, centre(p)]));
+});
+let best = -1, bestDistance = -1;
+traces[index].querySelectorAll('path.point').forEach((p, k) => {
+  const [x, y] = centre(p);
+  let d = Infinity;
+  for (const [q, [qx, qy]] of all) if (q !== p) d = Math.min(d, Math.hypot(qx - x, qy - y));
+  if (d > bestDistance) { bestDistance = d; best = k; }
+});
+return [index, best, plot.data[index].customdata[best], bestDistance];
+"""
+
+
+def click_graph_node(driver, trace_name: str) -> str:
+    """Click, in the first chart, the marker of trace `trace_name` that stands farthest from the others;
+    return the node id it carries (its customdata)."""
+    plot = wait_for(driver, ".js-plotly-plot")[0]
+    found = driver.execute_script(LONELY_POINT_JS, plot, trace_name)
+    assert found is not None, f"no {trace_name!r} nodes in the graph"
+    trace, point, node_id, distance = found
+    assert distance > 6, f"every {trace_name!r} node overlaps another (closest {distance:.1f} px)"
+    marker = plot.find_elements(By.CSS_SELECTOR, ".scatterlayer .trace")[trace].find_elements(By.CSS_SELECTOR, "path.point")[point]
+    ActionChains(driver).move_to_element(marker).click().perform()
+    wait_idle(driver)
+    return node_id
 
 
 # ---- the pages ----------------------------------------------------------------------------------
@@ -199,3 +260,73 @@ def test_models_page(server, browser):
     choose(browser, "Checkpoint", names[-1])
     assert any(t.endswith(f"checkpoints/{names[-1]}") for t in texts(browser, '[data-testid="stCaptionContainer"]'))
     screenshot(browser, "1_models")
+
+
+def test_circuits_page_select_node_and_threshold(server, browser):
+    open_page(browser, server + "/Circuits")
+    assert_no_exception(browser)
+    assert "Saved graph" in " ".join(texts(browser, '[data-testid="stSelectbox"]')), "no saved graph under circuits/"
+    screenshot(browser, "2_circuits")
+    # Select a transcoder feature by clicking it in the graph: its card, links and ablation appear.
+    node_id = click_graph_node(browser, "cross layer transcoder")
+    assert_no_exception(browser)
+    assert selectbox_value(browser, "Selected node").startswith(node_id + " ")
+    heading = " ".join(texts(browser, "h2, h3"))
+    assert f"Node {node_id}" in heading
+    wait_for(browser, '[data-testid="stPlotlyChart"]', count=3)  # graph, activation histogram, ablation
+    body = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+    assert "Top activating contexts" in body and "Top logits" in body and "Strongest inputs" in body
+    assert "Next-token logits before and after" in body or n_charts(browser) >= 3
+    screenshot(browser, "2_circuits_node")
+    # A lower node threshold shows fewer nodes.
+    before = int(metric_value(browser, "Nodes shown"))
+    move_slider(browser, "Node threshold", -8)
+    assert_no_exception(browser)
+    assert float(slider_value(browser, "Node threshold")) < 1.0
+    assert int(metric_value(browser, "Nodes shown")) < before
+    screenshot(browser, "2_circuits_threshold")
+
+
+def test_bilinear_spectra_page(server, browser):
+    open_page(browser, server + "/Bilinear_spectra")
+    assert_no_exception(browser)
+    wait_for(browser, '[data-testid="stPlotlyChart"]', count=4)  # spectrum, eigenvectors, truncation, classes
+    move_slider(browser, "Eigenvectors shown", -4)
+    assert_no_exception(browser)
+    assert slider_value(browser, "Eigenvectors shown") == "4"
+    grid = browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")[1]
+    assert browser.execute_script("return arguments[0].data.length;", grid) == 4
+    choose(browser, "minus class", "6: Shirt")
+    assert_no_exception(browser)
+    assert "Shirt" in " ".join(texts(browser, ".js-plotly-plot .gtitle"))
+    screenshot(browser, "3_bilinear_spectra")
+
+
+def test_relevance_page(server, browser):
+    open_page(browser, server + "/Relevance_maps")
+    assert_no_exception(browser)
+    wait_for(browser, '[data-testid="stPlotlyChart"]', count=2)  # maps side by side, flipping curves
+    image_js = "return JSON.stringify(arguments[0].data[0].z);"
+    before = browser.execute_script(image_js, browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")[0])
+    move_slider(browser, "Test image", 3)
+    assert_no_exception(browser)
+    assert slider_value(browser, "Test image") == "3"
+    wait_for(browser, '[data-testid="stPlotlyChart"]', count=2)
+    after = browser.execute_script(image_js, browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")[0])
+    assert after != before, "the input image did not change with the slider"
+    assert "Pixel flipping" in browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+    screenshot(browser, "4_relevance_maps")
+
+
+def test_harmless_page(server, browser):
+    open_page(browser, server + "/Harmless_perturbations")
+    assert_no_exception(browser)
+    wait_for(browser, '[data-testid="stPlotlyChart"]', count=2)  # images, logits
+    start = slider_value(browser, "Magnitude")
+    move_slider(browser, "Magnitude", 2)
+    assert_no_exception(browser)
+    assert slider_value(browser, "Magnitude") != start
+    approximate = any("approximate space" in t for t in texts(browser, '[data-testid="stAlert"]'))
+    if not approximate:  # an exact null space never moves the prediction
+        assert "unchanged" in " ".join(texts(browser, '[data-testid="stMetricDelta"]'))
+    screenshot(browser, "5_harmless_perturbations")

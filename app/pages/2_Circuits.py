@@ -129,27 +129,32 @@ def links_table(links: list[dict], other: str, by_id: dict) -> list[dict]:
 
 # ---- the page -----------------------------------------------------------------------------------------
 
-source = st.radio("Graph", ["saved graph", "extract live"], horizontal=True, key="source")
+head = st.columns([1, 3])
+with head[0]:
+    source = st.radio("Graph", ["saved graph", "extract live"], key="source")
 lms = [c for c in catalog.language_models(roots) if (c.path / "transcoders").is_dir()]
 lm_by_name = {c.path.name: c for c in lms}
 graph_path: Path | None = None
 
 if source == "saved graph":
     graphs = catalog.list_graphs(roots)
-    typed = st.text_input("…or a graph file by path", key="graph_path",
-                          help="only files inside the circuits folders can be read")
-    if typed:
-        graph_path = ui.guarded(typed, within=roots.circuits)
-    elif graphs:
-        labels = [f"{g.name} — {g.prompt[:70]}" for g in graphs]
-        chosen = st.selectbox("Saved graph", labels, key="graph")
-        graph_path = graphs[labels.index(chosen)].path
-    else:
-        st.info("No saved graph under " + ", ".join(str(r) for r in roots.circuits)
-                + " yet (`interp extract --recipe circuits/NAME.toml --out-dir circuits/NAME`); extract one live instead.")
-        st.stop()
-    node_threshold = st.slider("Node threshold (cumulative influence kept)", 0.05, 1.0, 1.0, 0.05, key="node_threshold")
-    edge_threshold = st.slider("Edge threshold (share of |weight| kept)", 0.05, 1.0, 1.0, 0.01, key="edge_threshold")
+    with head[1]:
+        with st.expander("Open a graph file by path"):
+            typed = st.text_input("Graph JSON file", key="graph_path",
+                                  help="only files inside the circuits folders can be read")
+        if typed:
+            graph_path = ui.guarded(typed, within=roots.circuits)
+        elif graphs:
+            labels = [f"{g.name} — {g.prompt[:70]}" for g in graphs]
+            chosen = st.selectbox("Saved graph", labels, key="graph")
+            graph_path = graphs[labels.index(chosen)].path
+        else:
+            st.info("No saved graph under " + ", ".join(str(r) for r in roots.circuits) + " yet (`interp extract "
+                    "--recipe circuits/NAME.toml --out-dir circuits/NAME`); extract one live instead.")
+            st.stop()
+    row = st.columns(4)
+    node_threshold = row[0].slider("Node threshold (cumulative influence)", 0.05, 1.0, 1.0, 0.05, key="node_threshold")
+    edge_threshold = row[1].slider("Edge threshold (share of |weight|)", 0.05, 1.0, 1.0, 0.01, key="edge_threshold")
     try:
         full = saved_graph(str(graph_path), graph_path.stat().st_mtime)
     except (InterpError, OSError) as e:
@@ -162,24 +167,26 @@ else:
     if not lms:
         st.info("No language model with dictionaries (a `transcoders/` folder) under the checkpoint folders yet.")
         st.stop()
-    top = st.columns([2, 1])
-    with top[0]:
-        model = ui.pick_checkpoint("Model", lms, key="lm", prefer=("lm-bilinear",))
-    with top[1]:
-        mode = st.selectbox("Replacement model", ["full", "transcoders"], key="mode",
-                            help="full: transcoders and attention SAEs; transcoders: attention passed through linearly "
-                                 "(as circuit-tracer builds it)")
-    with st.form("extract"):
-        prompt = st.text_input("Prompt", value=ui.example_prompt("ioi"), key="prompt")
-        c1, c2 = st.columns(2)
-        target = c1.text_input("Target token (empty: the top logits)", key="target")
-        contrast_text = c2.text_input("…or a contrast A,B (logit A − logit B)", key="contrast")
-        st.form_submit_button("Extract")
+    with head[1]:
+        top = st.columns([2, 1])
+        with top[0]:
+            model = ui.pick_checkpoint("Model", lms, key="lm", prefer=("lm-bilinear",))
+        with top[1]:
+            mode = st.selectbox("Replacement model", ["full", "transcoders"], key="mode",
+                                help="full: transcoders and attention SAEs; transcoders: attention passed through "
+                                     "linearly (as circuit-tracer builds it)")
+        with st.form("extract"):
+            prompt = st.text_input("Prompt", value=ui.example_prompt("ioi"), key="prompt")
+            c1, c2 = st.columns(2)
+            target = c1.text_input("Target token (empty: the top logits)", key="target")
+            contrast_text = c2.text_input("…or a contrast A,B (logit A − logit B)", key="contrast")
+            st.form_submit_button("Extract")
     contrast = tuple(w.strip() for w in contrast_text.split(",")) if contrast_text.strip() else None
     if contrast is not None and len(contrast) != 2:
         ui.fail(InterpError("a contrast is two words separated by a comma, e.g. Mary,John"))
-    node_threshold = st.slider("Node threshold (cumulative influence kept)", 0.05, 1.0, 0.8, 0.05, key="node_threshold")
-    edge_threshold = st.slider("Edge threshold (cumulative influence kept)", 0.05, 1.0, 0.98, 0.01, key="edge_threshold")
+    row = st.columns(4)
+    node_threshold = row[0].slider("Node threshold (cumulative influence)", 0.05, 1.0, 0.8, 0.05, key="node_threshold")
+    edge_threshold = row[1].slider("Edge threshold (cumulative influence)", 0.05, 1.0, 0.98, 0.01, key="edge_threshold")
     try:
         data = pruned_json(str(model.path), mode, prompt, target.strip(), contrast, node_threshold, edge_threshold)
     except InterpError as e:
@@ -188,13 +195,8 @@ else:
 
 meta = data["metadata"]
 scores = meta.get("interp") or {}
-c1, c2, c3, c4 = st.columns(4)
-c1.metric("Nodes shown", len(data["nodes"]), help=f"of {len(full['nodes'])} in the graph")
-c2.metric("Links shown", len(data["links"]), help=f"of {len(full['links'])} in the graph")
-if "replacement_score" in scores:
-    c3.metric("Replacement score", f"{scores['replacement_score']:.3f}")
-if "completeness_score" in scores:
-    c4.metric("Completeness score", f"{scores['completeness_score']:.3f}")
+row[2].metric("Nodes shown", len(data["nodes"]), help=f"of {len(full['nodes'])} in the graph")
+row[3].metric("Links shown", len(data["links"]), help=f"of {len(full['links'])} in the graph")
 
 # Node selection: a click on the plot (read back from the chart's state) or the selectbox below.
 by_id = {n["node_id"]: n for n in data["nodes"]}
@@ -213,7 +215,9 @@ if st.session_state.get("node") not in by_id:
 fig = viz.graph_figure(data, title=f"“{prompt}”")
 fig.update_layout(clickmode="event+select", dragmode="pan")
 st.plotly_chart(fig, key="graph_chart", on_select="rerun", selection_mode="points")
-st.caption("Node colour: type. Edge width: |weight|; blue positive, red negative. Click a node to select it.")
+st.caption("Node colour: type. Edge width: |weight|; blue positive, red negative. Click a node to select it. "
+           + " · ".join(f"{k.replace('_', ' ')} {scores[k]:.3f}" for k in ("replacement_score", "completeness_score")
+                        if isinstance(scores.get(k), (int, float))))
 
 name = (str(graph_path.name) if graph_path else "live-graph.json").removesuffix(".json")
 st.download_button("Download graph JSON", json.dumps(data, indent=1), file_name=f"{name}.json",

@@ -70,7 +70,7 @@ shape = data.image_shape
 grid = viz.eigenvector_grid(result["top_eigenvectors"][:n_vectors], result["top_eigenvalues"][:n_vectors], shape,
                             columns=min(4, n_vectors), title=f"Top {n_vectors} eigenvectors for {title} "
                                                               "(red positive, blue negative)")
-st.plotly_chart(grid, key="eigenvectors")
+st.plotly_chart(ui.square_images(grid), key="eigenvectors")
 st.caption("Each logit is exactly Σₖ λₖ (vₖᵀx)²: an image drives the output by how strongly it matches "
            "each eigenvector, squared; positive λ push the output up, negative λ push it down.")
 

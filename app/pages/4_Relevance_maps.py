@@ -15,7 +15,7 @@ from interp.errors import InterpError  # noqa: E402
 
 roots = ui.roots()
 # The methods shown side by side: the deep Taylor rule map, and the baselines it is compared with.
-METHODS = {"DTD (z⁺ / zᴮ)": "dtd", "LRP-ε": "epsilon", "gradient × input": "gradient_x_input", "gradient": "gradient"}
+METHODS = {"deep Taylor (DTD)": "dtd", "LRP-ε": "epsilon", "gradient × input": "gradient_x_input", "gradient": "gradient"}
 FLIP_IMAGES = 100
 
 
@@ -141,8 +141,9 @@ if chosen.arch == "bilinear":
     strongest = int(pair.relevance.abs().argmax())
     left, right = st.columns([1, 2])
     with left:
-        pixel = st.number_input("Pixel (row-major index)", min_value=0, max_value=d - 1, value=strongest, key="pixel",
-                                help="default: the pixel with the largest |R_i|")
+        # Keyed by image and class, so that a new image starts again from its own strongest pixel.
+        pixel = st.number_input("Pixel (row-major index)", min_value=0, max_value=d - 1, value=strongest,
+                                key=f"pixel_{index}_{result['target']}", help="default: the pixel with the largest |R_i|")
         st.metric("Σ R_ij", f"{float(pair.pairs.sum()):.4f}", help=f"the logit is {pair.output:.4f}")
         st.caption(f"R_ij = x_i Q_ij x_j; R_i = Σ_j R_ij. Pixel {pixel} is row {pixel // width}, column {pixel % width}.")
     with right:

@@ -69,7 +69,9 @@ at_scale = hidden.scales[0]
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Harmless dimension", space.dimension, help=f"of {space.d_in} input dimensions (rank {space.rank})")
 c2.metric("Max |Δlogit|", f"{at_scale.max_abs_logit_change:.2e}", help=f"max |logit| = {hidden.max_abs_logit:.3g}")
-c3.metric("Prediction", f"{names[check.prediction_before]} → {names[check.prediction_after]}")
+same = check.prediction_before == check.prediction_after
+c3.metric("Prediction after", names[check.prediction_after], delta="unchanged" if same else
+          f"was {names[check.prediction_before]}", delta_color="off" if same else "inverse")
 c4.metric("Secret recovered (cosine)", f"{at_scale.recovered_cosine:.4f}",
           help="projection of the result onto the harmless space, against the projected secret")
 
@@ -83,7 +85,8 @@ if check.valid_magnitude is not None or check.pattern_holds is not None:
     (st.success if check.pattern_holds else st.error)(text + ("" if check.pattern_holds else
                                                                " At this magnitude the pattern breaks."))
 else:
-    st.caption(f"{space.kind} layer: harmless {space.valid}; the secret keeps {100 * hidden.secret_kept:.1f}% of its "
+    valid = "at any magnitude" if space.valid == "always" else space.valid
+    st.caption(f"{space.kind} layer: harmless {valid}; the secret keeps {100 * hidden.secret_kept:.1f}% of its "
                f"norm in the space (cosine with the original {hidden.secret_cosine:.3f}).")
 
 st.plotly_chart(viz.hidden_image_figure(hidden, title=f"Carrier ({names[int(data.test.labels[carrier])]}), secret "
