@@ -109,14 +109,20 @@ def language_model(path: str):
     return load_lm(path)
 
 
-def example_prompt(task: str = "ioi") -> str:
-    """The first held-out prompt of a planted task, to start from something the model can do."""
+def example(task: str = "ioi"):
+    """The first held-out example of a planted task (prompt, target, contrast), or None."""
     try:
         from interp.data.corpus import task_examples
 
-        return task_examples(task, n=1)[0].prompt
+        return task_examples(task, n=1)[0]
     except (ImportError, IndexError, InterpError):
-        return ""
+        return None
+
+
+def example_prompt(task: str = "ioi") -> str:
+    """The first held-out prompt of a planted task, to start from something the model can do."""
+    found = example(task)
+    return found.prompt if found is not None else ""
 
 
 def square_images(fig):

@@ -271,3 +271,36 @@ def test_harmless_page_relu_pattern_and_approximate_spaces(digits_roots):
         assert len(plotly_charts(at)) == 4
         # 2×32 bilinear rows / 4 conv channels see all 64 pixels: only the approximate space exists.
         assert any("approximate space" in w.value for w in at.warning)
+
+
+def test_bilinear_spectra_page_on_a_language_model(circuits_roots):
+    at = run_page("3_Bilinear_spectra.py")
+    assert any("No bilinear image classifier" in i.value for i in at.info)  # only an LM in these roots
+    at.radio(key="kind").set_value("language model").run()
+    assert not at.exception
+    assert at.selectbox(key="lm").options == ["tiny-lm"]
+    assert at.text_input(key="output").value.startswith("token:")
+    assert len(plotly_charts(at)) == 1  # the spectrum
+    pairs = at.dataframe[0].value
+    assert len(pairs) == 20 and (pairs["coefficient"].abs().diff().dropna() <= 1e-9).all()  # sorted by |C|
+    at.selectbox(key="inputs").select("features:1").run()
+    at.checkbox(key="heads").check().run()
+    assert not at.exception
+    assert all(a.startswith(("1:", "1 (")) for a in at.dataframe[0].value["a"])  # layer-1 decoder rows (or the constant)
+    heads = at.dataframe[1].value
+    assert len(heads) == 2 * 2  # every head of layers 0 and 1
+    at.text_input(key="output").input("token:nonexistentword").run()
+    assert not at.exception and at.error
+
+
+def test_relevance_page_on_a_prompt(circuits_roots):
+    at = run_page("4_Relevance_maps.py")
+    at.radio(key="mode").set_value("a prompt").run()
+    assert not at.exception
+    assert len(plotly_charts(at)) == 1
+    metrics = {m.label: float(m.value) for m in at.metric}
+    # Token relevance plus the constant adds up to the explained logit (printed to 3 decimals).
+    total = metrics["Σ token relevance"] + metrics["Constant (positions, biases)"]
+    assert abs(total - metrics["Explained logit"]) <= 2e-3
+    at.text_input(key="prompt").input("the dog sees").run()
+    assert not at.exception and len(plotly_charts(at)) == 1

@@ -1,6 +1,8 @@
 """Bilinear spectra: a bilinear model and an output direction; its eigenvalue spectrum, its top
 eigenvectors (as images for image models), and the truncation curve."""
 
+from pathlib import Path
+
 import streamlit as st
 
 import ui
@@ -28,6 +30,90 @@ def spectrum(path: str, direction: str, n_vectors: int) -> dict:
     u = core.parse_direction(direction, weights.d_out, names)
     return analysis.direction_spectrum(weights, u, label=direction, n_values=60, n_vectors=n_vectors).to_dict()
 
+
+@st.cache_resource(show_spinner="Loading the dictionaries…")
+def dictionaries(folder: str):
+    from interp.models.dictionaries import load_dictionaries
+
+    return load_dictionaries(folder)
+
+
+@st.cache_data(show_spinner="Reading the MLP from its weights…", max_entries=32)
+def lm_reading(path: str, layer: int, output: str, inputs: str, top: int, heads: bool) -> dict:
+    lm_module = ui.require("interp.bilinear.lm")[0]
+    loaded = ui.language_model(path)
+    model = loaded.model
+    tc_folder = Path(path) / "transcoders"
+    dicts = dictionaries(str(tc_folder)) if tc_folder.is_dir() else None
+    weights = lm_module.mlp_weights(model, layer)
+    u, label = lm_module.output_direction(model, output, loaded.tokenizer, dicts)
+    directions, labels = lm_module.input_directions(model, inputs, loaded.tokenizer, dicts)
+    pairs = lm_module.top_feature_pairs(weights, u, lm_module.normalized_directions(directions.to(u.dtype)),
+                                        layer=layer, output_label=label, input_labels=labels, top=top)
+    out = {"label": label, "pairs": pairs.to_dict(),
+           "spectrum": analysis.direction_spectrum(weights, u.to(weights.P.dtype), label=label, n_values=60).to_dict()}
+    if heads:
+        out["heads"] = lm_module.head_pair_terms(model, layer, u, top=5, token_labels=list(loaded.tokenizer.vocab),
+                                                 output_label=label).to_dict()["heads"]
+    return out
+
+
+kind = st.radio("Model", ["image classifier", "language model"], horizontal=True, key="kind",
+                label_visibility="collapsed")
+if kind == "language model":
+    lms = [c for c in catalog.language_models(roots) if c.arch == "bilinear"]
+    if not lms:
+        st.info("No bilinear language model under the checkpoint folders yet (`interp train lm --arch bilinear`).")
+        st.stop()
+    row = st.columns([2, 1, 2, 2])
+    with row[0]:
+        chosen = ui.pick_checkpoint("Language model", lms, key="lm", prefer=("lm-bilinear",))
+    try:
+        loaded = ui.language_model(str(chosen.path))
+    except InterpError as e:
+        ui.fail(e)
+    n_layers = loaded.model.cfg.n_layers
+    layer = row[1].selectbox("MLP layer", list(range(n_layers)), index=n_layers - 1, key="lm_layer")
+    example = ui.example("ioi")
+    output = row[2].text_input("Output direction", value=f"token:{example.target}" if example else "", key="output",
+                               help="token:WORD (its demeaned unembedding), feature:LAYER:INDEX (a transcoder "
+                                    "feature's encoder row), or d_model comma-separated numbers")
+    has_dicts = (chosen.path / "transcoders").is_dir()
+    choices = ["tokens"] + ([f"features:{l}" for l in range(layer + 1)] if has_dicts else [])
+    inputs = row[3].selectbox("Input features", choices, key="inputs",
+                              help="token embeddings, or the decoder rows of a layer's transcoder")
+    top = st.slider("Pairs shown", 5, 50, 20, key="top_pairs")
+    heads = st.checkbox("Also the direct-path × attention-head pair terms", key="heads")
+    try:
+        reading = lm_reading(str(chosen.path), int(layer), output.strip(), inputs, int(top), heads)
+    except InterpError as e:
+        ui.fail(e)
+    spec = reading["spectrum"]
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Effective rank (Σ|λ|)²/Σλ²", f"{spec['effective_rank']:.2f}")
+    c2.metric("Positive eigenvalues", spec["n_positive"])
+    c3.metric("Negative eigenvalues", spec["n_negative"])
+    c4.metric("Share on squares (a = b)", f"{reading['pairs']['diagonal_share']:.3f}")
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(viz.spectrum_figure(spec["top_eigenvalues"], title=f"Spectrum of Q for {reading['label']} "
+                                                                            f"(MLP {layer}, top 60 by |λ|)"),
+                        key="spectrum")
+    with right:
+        st.markdown(f"**Top input-feature pairs** writing along {reading['label']}")
+        pairs = reading["pairs"]
+        st.dataframe([{"a": a, "b": b, "coefficient": round(c, 4)}
+                      for (a, b), (_, _, c) in zip(pairs["pair_labels"], pairs["pairs"])],
+                     hide_index=True, height=380, key="pairs_table")
+    st.caption("The MLP writes Σ_{a≤b} C[a,b] z_a z_b along the output direction when the normalised residual "
+               "stream is Σ z_a (input feature a): exact for a bilinear layer, read from the weights alone. "
+               "The truncation curve is an image-classifier analysis; pick one above to see it.")
+    if heads:
+        st.markdown("**Direct path × head OV path**: heads whose output multiplies the current token most strongly")
+        st.dataframe([{"head": h["head"], "norm": round(h["norm"], 4),
+                       "top (current token, attended token, value)": ", ".join(f"{t}×{s}: {v:.3g}" for t, s, v in h["top"])}
+                      for h in reading["heads"]], hide_index=True, key="heads_table")
+    st.stop()
 
 bilinear_classifiers = [c for c in catalog.image_classifiers(roots) if c.arch == "bilinear"]
 if not bilinear_classifiers:
