@@ -158,3 +158,14 @@ def test_cli_shipped_embedding_models_hide_and_identify(run_cli):
     code, out, err = run_cli("harmless", a, "--other", SHIPPED / "fmnist-cnn", "--json")
     assert code == 0, err  # same dataset, another architecture: also told apart
     assert json.loads(out)["other"]["identifies"] is True
+
+
+def test_cli_saves_the_basis(run_cli, folders, tmp_path):
+    from safetensors.torch import load_file
+
+    code, out, err = run_cli("harmless", folders["a"], "--out", tmp_path / "space.safetensors", "--json")
+    assert code == 0, err
+    saved = load_file(str(tmp_path / "space.safetensors"))
+    basis = saved["basis"]
+    assert basis.shape == (64, json.loads(out)["dimension"])
+    assert torch.allclose(basis.T @ basis, torch.eye(basis.shape[1], dtype=basis.dtype), atol=1e-10)

@@ -16,9 +16,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from interp.device import resolve_device, resolve_dtype
 from interp.errors import InterpError
-from interp.io import read_checkpoint_config
+from interp.io import read_checkpoint_config, save_tensors
 
 
 def _test_image(dataset: Any, index: int, what: str) -> Any:
@@ -68,6 +70,10 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
         "valid_magnitude": check.valid_magnitude, "pattern_holds": check.pattern_holds,
         "dtype": check.dtype, "note": space.note,
     }
+    if args.out is not None:
+        # The basis B (d_in × dimension, orthonormal columns); the projector is P = B Bᵀ.
+        save_tensors(args.out, {"basis": space.basis, "singular_values": torch.tensor(space.singular_values)})
+        out["out"] = str(args.out)
     if args.secret is not None:
         secret = _test_image(dataset, args.secret, "--secret")
         hidden = hide_image(model, space, x, secret, dtype=dtype, device=device)
@@ -104,6 +110,8 @@ def register(cli: Any) -> None:
     p.add_argument("--other", type=Path, default=None,
                    help="another classifier folder: does δ (harmless here) change its logits?")
     p.add_argument("--n-images", type=int, default=100, help="test images for --other (default 100)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="save the basis (d_in × dimension; projector P = B Bᵀ) and singular values as safetensors")
     p.add_argument("--data-dir", type=Path, default=None, help="where Fashion-MNIST lies")
     # At 100× ‖x‖ float32 rounding alone moves logits by ~1e-5 of their size: check in float64.
     p.set_defaults(dtype="float64")
