@@ -27,7 +27,7 @@ class AddChannel(nn.Module):
 class SmallCNN(nn.Module):
     arch = "cnn"
 
-    def __init__(self, n_classes: int = 10, image_size: int = 28, channels: list[int] | tuple[int, ...] = (8, 16),
+    def __init__(self, n_classes: int = 10, image_size: int = 28, channels: list[int] | tuple[int, ...] = (16, 32),
                  kernel: int = 5, pool: str = "avg", bias: bool = False) -> None:
         super().__init__()
         if pool not in ("avg", "sum"):

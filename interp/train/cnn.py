@@ -29,8 +29,8 @@ from interp.models.cnn import SmallCNN
 @dataclass
 class CNNTrainOptions:
     dataset: str = "fashion-mnist"
-    epochs: int = 3
-    channels: tuple[int, ...] = (8, 16)
+    epochs: int = 4
+    channels: tuple[int, ...] = (16, 32)
     kernel: int = 5
     pool: str = "avg"  # "avg" or "sum"
     bias: bool = False
