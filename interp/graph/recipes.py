@@ -159,7 +159,10 @@ def ablation_drops(setup: Setup, extraction: Extraction, target: int, contrast: 
       (unsigned) influence, among features whose signed total attribution to the metric
       (`a_s · ∂metric/∂a_s` through the linear graph) is positive;
     - "unsigned": the k features of highest influence whatever their sign;
+    - "attribution": the k features of largest positive signed attribution;
     - "random": k random active feature nodes of the graph.
+    Each is measured with the recipe's mode and, as "*_constrained", with attention patterns and
+    LayerNorm scales frozen (the setting the graph itself assumes).
     """
     from interp.graph.prune import hierarchical_attribution
 
@@ -170,19 +173,21 @@ def ablation_drops(setup: Setup, extraction: Extraction, target: int, contrast: 
     by_influence = sorted(features, key=lambda j: -float(pruned.influence[j]))
     top = [j for j in by_influence if signed[j] > 0][:k]
     unsigned = by_influence[:k]
+    attribution = sorted((j for j in features if signed[j] > 0), key=lambda j: -float(signed[j]))[:k]
     rand = random.Random(seed).sample(features, min(k, len(features)))
 
-    def ablate(nodes: list[int]) -> float:
+    def ablate(nodes: list[int], how: str) -> float:
         ivs = [Intervention(graph.nodes[j].kind, graph.nodes[j].layer, graph.nodes[j].pos, graph.nodes[j].index, 0.0)
                for j in nodes]
-        return task_metric(intervene(setup.replacement, tokens, ivs, mode=mode).new_logits, target, contrast)
+        return task_metric(intervene(setup.replacement, tokens, ivs, mode=how).new_logits, target, contrast)
 
     clean = task_metric(setup.replacement.snapshot(tokens).logits[-1], target, contrast)
-    out = {"metric_clean": clean, "metric_top": ablate(top), "metric_unsigned": ablate(unsigned),
-           "metric_random": ablate(rand)}
+    out = {"metric_clean": clean}
     scale = clean if abs(clean) > 1e-8 else 1e-8
-    for name in ("top", "unsigned", "random"):
-        out[f"{name}_drop"] = (clean - out[f"metric_{name}"]) / scale
+    for name, nodes in (("top", top), ("unsigned", unsigned), ("attribution", attribution), ("random", rand)):
+        for how, suffix in ((mode, ""), ("constrained", "_constrained")):
+            out[f"metric_{name}{suffix}"] = ablate(nodes, how)
+            out[f"{name}_drop{suffix}"] = (clean - out[f"metric_{name}{suffix}"]) / scale
     return out
 
 
@@ -265,6 +270,9 @@ class RecipeSummary(Result):
     top10_ablation_drop: float
     random10_ablation_drop: float
     top10_unsigned_ablation_drop: float
+    top10_attribution_ablation_drop: float
+    constrained: dict[str, float]
+    ablation_mode: str
     metric_clean: float
     replacement_score: float
     completeness_score: float
@@ -312,6 +320,12 @@ def run_recipe(recipe_path: str | Path, out_dir: str | Path, progress: bool = Tr
     summary = RecipeSummary(recipe=recipe.name, n_prompts=len(rows), top10_ablation_drop=pooled_drop("top"),
                             random10_ablation_drop=pooled_drop("random"),
                             top10_unsigned_ablation_drop=pooled_drop("unsigned"),
+                            top10_attribution_ablation_drop=pooled_drop("attribution"),
+                            constrained={"top10_ablation_drop": pooled_drop("top_constrained"),
+                                         "random10_ablation_drop": pooled_drop("random_constrained"),
+                                         "top10_unsigned_ablation_drop": pooled_drop("unsigned_constrained"),
+                                         "top10_attribution_ablation_drop": pooled_drop("attribution_constrained")},
+                            ablation_mode=recipe.ablation_mode,
                             metric_clean=mean("metric_clean"),
                             replacement_score=mean("replacement_score"),
                             completeness_score=mean("completeness_score"), out_dir=str(out_dir), prompts=rows)
