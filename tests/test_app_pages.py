@@ -85,6 +85,19 @@ def test_models_reads_folders_given_at_start_and_refuses_others(monkeypatch, tmp
     assert len(at.json) == 3 and '"n_params": 1104' in at.json[2].value.replace("\n", "")
 
 
+def test_folders_given_on_the_command_line(monkeypatch, tmp_path):
+    # `streamlit run app/Home.py -- --checkpoints DIR --circuits DIR` hands the script this argv.
+    given = tmp_path / "from-argv"
+    save_classifier(given / "argv-model", BilinearClassifier(d_in=64, n_classes=10, d_hidden=4), "digits",
+                    metrics={"test_accuracy": 0.5})
+    monkeypatch.setenv(catalog.ENV_CHECKPOINTS, str(ROOT / "checkpoints"))  # the command line wins
+    monkeypatch.setattr("sys.argv", ["app/Home.py", "--checkpoints", str(given), "--circuits", str(tmp_path / "c")])
+    at = run_page()
+    assert f"checkpoints: {given}" in at.code[0].value and f"circuits:    {tmp_path / 'c'}" in at.code[0].value
+    at = run_page("1_Models.py")
+    assert list(at.dataframe[0].value["name"]) == ["argv-model"]
+
+
 def test_models_with_no_checkpoint_says_so(monkeypatch, tmp_path):
     monkeypatch.setenv(catalog.ENV_CHECKPOINTS, str(tmp_path))
     at = run_page("1_Models.py")
