@@ -200,37 +200,35 @@ def n_charts(driver) -> int:
     return len(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .js-plotly-plot'))
 
 
-# The marker of trace `name` farthest from every other marker (a click there hits only that node):
-# returns [trace index, point index, its node id (customdata), distance in pixels to the next marker].
+# Among the markers of the traces called `names`, the one farthest from every other marker (a click
+# there hits only that node): [trace index, point index, node id (customdata), distance in pixels].
 LONELY_POINT_JS = """
-const plot = arguments[0], name = arguments[1];
+const plot = arguments[0], names = arguments[1];
 const traces = plot.querySelectorAll('.scatterlayer .trace');
-const index = plot.data.findIndex(t => t.name === name);
-if (index < 0) return null;
 const centre = p => { const r = p.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; };
 const all = [];
 plot.data.forEach((t, i) => {
-  if (t.mode === 'markers') traces[i].querySelectorAll('path.point').forEach(p => all.push([p, centre(p)]));
+  if (t.mode === 'markers') traces[i].querySelectorAll('path.point').forEach((p, k) => all.push([i, k, p, centre(p)]));
 });
-let best = -1, bestDistance = -1;
-traces[index].querySelectorAll('path.point').forEach((p, k) => {
-  const [x, y] = centre(p);
+let best = null;
+for (const [i, k, p, [x, y]] of all) {
+  if (!names.includes(plot.data[i].name)) continue;
   let d = Infinity;
-  for (const [q, [qx, qy]] of all) if (q !== p) d = Math.min(d, Math.hypot(qx - x, qy - y));
-  if (d > bestDistance) { bestDistance = d; best = k; }
-});
-return [index, best, plot.data[index].customdata[best], bestDistance];
+  for (const [, , q, [qx, qy]] of all) if (q !== p) d = Math.min(d, Math.hypot(qx - x, qy - y));
+  if (best === null || d > best[3]) best = [i, k, plot.data[i].customdata[k], d];
+}
+return best;
 """
 
 
-def click_graph_node(driver, trace_name: str) -> str:
-    """Click, in the first chart, the marker of trace `trace_name` that stands farthest from the others;
-    return the node id it carries (its customdata)."""
+def click_graph_node(driver, names: list[str]) -> str:
+    """Click, in the first chart, the marker of a trace in `names` (node types) that stands farthest
+    from the others; return the node id it carries (its customdata)."""
     plot = wait_for(driver, ".js-plotly-plot")[0]
-    found = driver.execute_script(LONELY_POINT_JS, plot, trace_name)
-    assert found is not None, f"no {trace_name!r} nodes in the graph"
+    found = driver.execute_script(LONELY_POINT_JS, plot, names)
+    assert found is not None, f"no {names} nodes in the graph"
     trace, point, node_id, distance = found
-    assert distance > 6, f"every {trace_name!r} node overlaps another (closest {distance:.1f} px)"
+    assert distance > 6, f"every {names} node overlaps another (closest {distance:.1f} px)"
     marker = plot.find_elements(By.CSS_SELECTOR, ".scatterlayer .trace")[trace].find_elements(By.CSS_SELECTOR, "path.point")[point]
     ActionChains(driver).move_to_element(marker).click().perform()
     wait_idle(driver)
@@ -268,7 +266,7 @@ def test_circuits_page_select_node_and_threshold(server, browser):
     assert "Saved graph" in " ".join(texts(browser, '[data-testid="stSelectbox"]')), "no saved graph under circuits/"
     screenshot(browser, "2_circuits")
     # Select a transcoder feature by clicking it in the graph: its card, links and ablation appear.
-    node_id = click_graph_node(browser, "cross layer transcoder")
+    node_id = click_graph_node(browser, ["cross layer transcoder", "attention sae feature"])
     assert_no_exception(browser)
     assert selectbox_value(browser, "Selected node").startswith(node_id + " ")
     heading = " ".join(texts(browser, "h2, h3"))
