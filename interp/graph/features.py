@@ -52,7 +52,7 @@ def feature_json(replacement: ReplacementModel, site_index: int, feature: int, a
     for k in order.tolist():
         if per_context[k] <= 0:
             break
-        examples.append({"tokens_acts_list": acts[k].tolist(), "train_token_ind": int(acts[k].argmax()),
+        examples.append({"tokens_acts_list": [round(a, 4) for a in acts[k].tolist()], "train_token_ind": int(acts[k].argmax()),
                          "is_repeated_datapoint": False, "tokens": [vocab[t] for t in corpus[k].tolist()]})
     with torch.no_grad():
         logit_effect = site.W_dec[feature] @ model.W_U
