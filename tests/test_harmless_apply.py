@@ -94,11 +94,13 @@ def test_cli_exact_space_json(run_cli, folders, models):
     assert result["prediction_before"] == result["prediction_after"]
 
 
-def test_cli_secret_and_other_model(run_cli, folders):
+def test_cli_secret_and_other_model(run_cli, folders, tmp_path):
+    page = tmp_path / "harmless.html"
     code, out, err = run_cli("harmless", folders["a"], "--secret", "5", "--other", folders["b"], "--n-images", "20",
-                             "--magnitude", "10", "--json")
+                             "--magnitude", "10", "--html", page, "--json")
     assert code == 0, err
     result = json.loads(out)
+    assert result["html"] == str(page) and page.read_text().count("plotly-graph-div") >= 5
     assert [s["scale"] for s in result["secret"]["scales"]] == [10.0, 100.0]
     assert all(s["relative_logit_change"] <= 1e-4 for s in result["secret"]["scales"])
     assert result["other"]["identifies"] is True and result["other"]["n_inputs"] == 20

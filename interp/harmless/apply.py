@@ -114,7 +114,7 @@ class HiddenImage(Result):
     dimension: int
     max_abs_logit: float
     secret_kept: float  # ‖P secret‖ / ‖secret‖: how much of the secret the space can carry
-    secret_cosine: float  # cosine(P secret, secret): how much the projected secret looks like the secret
+    secret_cosine: float  # cosine(P secret, secret); equals secret_kept, P being an orthogonal projector
     logits_before: list[float]
     scales: list[HiddenAtScale]
     carrier: list[list[float]] = dataclasses.field(repr=False)

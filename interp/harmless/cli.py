@@ -70,6 +70,10 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
         "valid_magnitude": check.valid_magnitude, "pattern_holds": check.pattern_holds,
         "dtype": check.dtype, "note": space.note,
     }
+    from interp.viz import harmless as viz
+
+    figures = [viz.logits_figure(check, dataset.class_names), viz.singular_values_figure(space),
+               viz.basis_images_figure(space)]
     if args.out is not None:
         # The basis B (d_in × dimension, orthonormal columns); the projector is P = B Bᵀ.
         save_tensors(args.out, {"basis": space.basis, "singular_values": torch.tensor(space.singular_values)})
@@ -77,6 +81,7 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
     if args.secret is not None:
         secret = _test_image(dataset, args.secret, "--secret")
         hidden = hide_image(model, space, x, secret, dtype=dtype, device=device)
+        figures += [viz.hidden_image_figure(hidden), viz.hidden_logits_figure(hidden, dataset.class_names)]
         out["secret"] = {"index": args.secret, "secret_kept": hidden.secret_kept, "secret_cosine": hidden.secret_cosine,
                          "scales": [{k: v for k, v in s.to_dict().items() if k not in ("result_image", "logits_after")}
                                     for s in hidden.scales]}
@@ -90,6 +95,11 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
         images = x[None] if space.pre_activation is not None else dataset.test.images[:n]
         ident = identify_model(model, other, space, images, args.magnitude, seed=args.seed, dtype=dtype, device=device)
         out["other"] = {"path": str(args.other), **ident.to_dict()}
+    if args.html is not None:
+        from interp.viz.bilinear import write_html
+
+        write_html(args.html, figures, title=f"harmless: {args.path} {space.layer}")
+        out["html"] = str(args.html)
     return out
 
 
@@ -112,6 +122,8 @@ def register(cli: Any) -> None:
     p.add_argument("--n-images", type=int, default=100, help="test images for --other (default 100)")
     p.add_argument("--out", type=Path, default=None,
                    help="save the basis (d_in × dimension; projector P = B Bᵀ) and singular values as safetensors")
+    p.add_argument("--html", type=Path, default=None,
+                   help="write the figures (logits, singular values, basis, hidden image) to one HTML page")
     p.add_argument("--data-dir", type=Path, default=None, help="where Fashion-MNIST lies")
     # At 100× ‖x‖ float32 rounding alone moves logits by ~1e-5 of their size: check in float64.
     p.set_defaults(dtype="float64")
