@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -84,3 +86,23 @@ def test_rejects_non_bilinear_models_and_bad_layers(tiny_lm):
     gelu = build_lm(make_lm_config("gelu", n_layers=1, d_model=16, n_heads=2, d_mlp=32, n_ctx=8, d_vocab=20))
     with pytest.raises(InterpError):
         mlp_weights(gelu, 0)
+
+
+def test_bilinear_lm_command(tiny_lm, tmp_path, run_cli):
+    from interp.data.tokenizer import WordTokenizer
+    from interp.models.lm import save_lm
+
+    model = build_lm(make_lm_config("bilinear", n_layers=2, d_model=16, n_heads=2, d_mlp=32, n_ctx=8, d_vocab=20, seed=3))
+    save_lm(tmp_path / "lm", model, WordTokenizer([f"w{i}" for i in range(19)]))
+    code, out, err = run_cli("bilinear-lm", tmp_path / "lm", "--layer", "0", "--output", "token:w4", "--top", "5",
+                             "--heads", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["output"] == "logit 'w4'" and len(result["pairs"]) == 5
+    known = set(WordTokenizer([f"w{i}" for i in range(19)]).vocab) | {"1 (LN bias)"}
+    assert {p["a"] for p in result["pairs"]} | {p["b"] for p in result["pairs"]} <= known
+    assert [h["head"] for h in result["heads"]] and len(result["heads"]) == 2
+    for bad in (["--layer", "7", "--output", "token:w4"], ["--layer", "0", "--output", "token:nope"],
+                ["--layer", "0", "--output", "feature:1:3"], ["--layer", "0", "--output", "1,2"]):
+        code, out, err = run_cli("bilinear-lm", tmp_path / "lm", *bad)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (bad, err)
