@@ -317,3 +317,13 @@ def test_relevance_page_on_a_prompt(circuits_roots):
     assert abs(total - metrics["Explained logit"]) <= 2e-3
     at.text_input(key="prompt").input("the dog sees").run()
     assert not at.exception and len(plotly_charts(at)) == 1
+
+
+def test_page_whose_analysis_module_is_missing_says_so(monkeypatch, project_roots):
+    import sys
+
+    # An import of a name mapped to None in sys.modules fails as a missing module would.
+    monkeypatch.setitem(sys.modules, "interp.viz.harmless", None)
+    at = run_page("5_Harmless_perturbations.py")
+    assert any("needs `interp.viz.harmless`" in i.value for i in at.info)
+    assert not plotly_charts(at)

@@ -40,7 +40,8 @@ def dictionaries(folder: str):
 
 @st.cache_data(show_spinner="Reading the MLP from its weights…", max_entries=32)
 def lm_reading(path: str, layer: int, output: str, inputs: str, top: int, heads: bool) -> dict:
-    lm_module = ui.require("interp.bilinear.lm")[0]
+    from interp.bilinear import lm as lm_module  # checked by `ui.require` before this is called
+
     loaded = ui.language_model(path)
     model = loaded.model
     tc_folder = Path(path) / "transcoders"
@@ -61,6 +62,7 @@ def lm_reading(path: str, layer: int, output: str, inputs: str, top: int, heads:
 kind = st.radio("Model", ["image classifier", "language model"], horizontal=True, key="kind",
                 label_visibility="collapsed")
 if kind == "language model":
+    ui.require("interp.bilinear.lm", "interp.models.lm", "interp.models.dictionaries")
     lms = [c for c in catalog.language_models(roots) if c.arch == "bilinear"]
     if not lms:
         st.info("No bilinear language model under the checkpoint folders yet (`interp train lm --arch bilinear`).")

@@ -71,7 +71,7 @@ def side_by_side(image, named_maps: dict[str, list]) -> go.Figure:
 mode = st.radio("Explain", ["an image", "a prompt"], horizontal=True, key="mode")
 
 if mode == "a prompt":
-    lm_module, tokens_module = ui.require("interp.models.lm", "interp.relevance.tokens")
+    _, tokens_module = ui.require("interp.models.lm", "interp.relevance.tokens")
     lms = [c for c in catalog.language_models(roots) if c.arch == "bilinear"]
     if not lms:
         st.info("No bilinear language model under the checkpoint folders yet (`interp train lm --arch bilinear`).")
