@@ -61,6 +61,10 @@ st.subheader("Config and metrics")
 name = st.selectbox("Checkpoint", [r["name"] for r in rows], key="checkpoint")
 chosen = next(r for r in rows if r["name"] == name)
 st.caption(chosen["path"])
+made_by = chosen["metrics"].get("command") or chosen["config"].get("command")
+if made_by:
+    st.markdown("Made by")
+    st.code(made_by if isinstance(made_by, str) else " ".join(map(str, made_by)), language="bash")
 left, right = st.columns(2)
 with left:
     st.markdown("**config.json**")
