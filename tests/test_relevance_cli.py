@@ -151,3 +151,22 @@ def test_figures_build_from_results():
     assert [trace.name for trace in curves.data] == ["dtd (AOPC 0.500)", "random (AOPC 0.050)"]
     assert list(curves.data[0].x) == [0, 8]
     assert relevance_png(image, pairs.relevance.reshape(4, 4)).startswith(b"\x89PNG")
+
+
+def test_train_cnn_on_digits_is_deterministic_and_explainable(run_cli, tmp_path):
+    from safetensors.torch import load_file
+
+    for name in ("a", "b"):
+        code, stdout, stderr = run_cli("train", "cnn", "--dataset", "digits", "--out", tmp_path / name, "--epochs", "4", "--lr", "0.01",
+                                       "--batch-size", "64", "--channels", "4", "8", "--kernel", "3", "--pool", "sum",
+                                       "--threads", "1", "--quiet", "--json")
+        assert code == 0, stderr
+    assert json.loads(stdout)["test_accuracy"] > 0.5
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    code, stdout, stderr = run_cli("relevance", tmp_path / "a", "--index", "0", "--json")
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    assert abs(result["relevance_sum"] - result["output"]) <= 1e-5 * abs(result["output"])
+    code, _, stderr = run_cli("train", "cnn", "--dataset", "digits", "--out", tmp_path / "a", "--quiet")
+    assert code == 2 and "already exists" in stderr

@@ -1,14 +1,14 @@
 """The relevance engine: run a model as a list of layers, then hand relevance down layer by layer.
 
 `layers_of(model)` turns each of our classifiers into the plain sequence of layers it computes
-(an optional embedding before a bilinear layer is folded into it, so the bilinear decomposition is
-exact in pixel space). `relevance(model, x, target, rules)` starts from the chosen logit and applies
+(an embedding before a bilinear layer always gets LRP-0, which keeps the bilinear decomposition
+exact in pixel space; see `LinearIntoBilinear`). `relevance(model, x, target, rules)` starts from the chosen logit and applies
 the rule the rule map gives each layer, recording how much relevance each layer absorbs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -16,7 +16,7 @@ from torch import nn
 from interp.errors import InterpError
 from interp.models.bilinear import Bilinear, BilinearClassifier, ReluMLP
 from interp.models.cnn import SmallCNN
-from interp.relevance.rules import LINEAR_TYPES, RuleMap, rule_map
+from interp.relevance.rules import LINEAR_TYPES, LinearIntoBilinear, RuleMap, rule_map
 from interp.results import Result
 
 
@@ -44,8 +44,12 @@ def layers_of(model: nn.Module) -> list[tuple[str, nn.Module]]:
     if isinstance(model, ReluMLP):
         return [("flatten", nn.Flatten()), ("fc1", model.fc1), ("relu", nn.ReLU()), ("fc2", model.fc2)]
     if isinstance(model, BilinearClassifier):
-        name = "bilinear" if model.embed is None else "bilinear∘embed"
-        return [("flatten", nn.Flatten()), (name, fold_bilinear(model)), ("head", model.head)]
+        if model.embed is None:
+            return [("flatten", nn.Flatten()), ("bilinear", model.bilinear), ("head", model.head)]
+        # The embedding keeps its own (cheaper) shape; its fixed LRP-0 rule keeps the decomposition exact.
+        embed = LinearIntoBilinear(model.d_in, model.d_embed, bias=False, device="meta")
+        embed.weight = model.embed.weight
+        return [("flatten", nn.Flatten()), ("embed", embed), ("bilinear", model.bilinear), ("head", model.head)]
     if isinstance(model, nn.Sequential):
         return [(name, layer) for name, layer in model.named_children()]
     raise InterpError(f"relevance does not know how to read a {type(model).__name__}; "

@@ -23,7 +23,7 @@ silently: the engine reports, layer by layer, Σ R_out − Σ R_in as the part a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -245,6 +245,15 @@ class BilinearExact(Rule):
         return R_in[..., :layer.d_in]
 
 
+class LinearIntoBilinear(nn.Linear):
+    """A bias-free linear map E read only by a bilinear layer (a bilinear classifier's embedding).
+
+    The bilinear rule hands it R_k = e_k u_k (e = E x), so LRP-0 gives R_i = x_i Σ_k E_ki u_k, which
+    is exactly the pixel-space decomposition x_i (Eᵀ Q E x)_i. It therefore always gets LRP-0,
+    whatever a rule map says about the input layer: any other rule would break that exactness.
+    """
+
+
 # -------------------------------------------------------------------------------------- rule maps
 
 @dataclass
@@ -262,6 +271,8 @@ class RuleMap:
     description: str = ""
 
     def rule_for(self, layer: nn.Module, is_first: bool, is_last: bool) -> Rule:
+        if isinstance(layer, LinearIntoBilinear):
+            return LRP0()
         if isinstance(layer, LINEAR_TYPES):
             if is_first and self.first is not None:
                 return self.first
