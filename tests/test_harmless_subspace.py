@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
@@ -137,6 +138,14 @@ def test_conv_28x28_stride2_exact_null_space_in_a_cnn():
     x = torch.rand(28, 28, dtype=DTYPE)
     check = check_perturbation(model, x, space, magnitude=100.0)
     assert check.max_abs_logit_change <= 1e-4 * check.max_abs_logit
+    # The input-dependent space (conv with a bias per channel): larger, and holds inside its bound.
+    local = harmless_space(model, "1.relu", x, image_shape=(28, 28))
+    with torch.no_grad():
+        pre = model[1](x.reshape(1, 1, 28, 28)).flatten()
+    assert local.exact and local.pre_activation == pytest.approx(pre.tolist(), abs=1e-12)
+    assert local.dimension == 784 - int((pre >= 0).sum()) > space.dimension
+    inside = check_perturbation(model, x, local, magnitude=0.5 * check_perturbation(model, x, local, 1.0).valid_magnitude)
+    assert inside.pattern_holds and inside.max_abs_logit_change <= 1e-10 * inside.max_abs_logit
 
 
 def test_relu_local_space_holds_inside_its_bound_and_breaks_beyond():

@@ -71,8 +71,10 @@ def layer_operator(model: nn.Module, layer: str, image_shape: tuple[int, ...]) -
     module = dict(model.named_modules())[base]
     bias = module.bias.detach() if module.bias is not None else None
     if isinstance(module, nn.Conv2d):
-        input_shape = (module.in_channels, *image_shape[-2:])
-        return ConvOperator(module, input_shape), bias, "conv"
+        op = ConvOperator(module, (module.in_channels, *image_shape[-2:]))
+        if bias is not None:  # one bias per channel → one per output unit, in the operator's (C, H', W') order
+            bias = bias.repeat_interleave(op.n_locations)
+        return op, bias, "conv"
     return MatrixOperator(module.weight), bias, "linear"
 
 
