@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import sys
 import threading
+import time
 from types import ModuleType
 
 import streamlit as st
@@ -19,9 +20,11 @@ from interp.errors import InterpError
 # someone opens Circuits, they are done. (Python's import lock makes a concurrent import safe.)
 WARM_MODULES = ("interp.graph.recipes", "interp.models.lm", "interp.bilinear.analysis", "interp.relevance.engine",
                 "interp.harmless.layers")
+WARM_DELAY_S = 3.0
 
 
 def _warm_up() -> None:
+    time.sleep(WARM_DELAY_S)  # let the page that triggered this render first
     for name in WARM_MODULES:
         try:
             importlib.import_module(name)

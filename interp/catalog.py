@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 from pathlib import Path
@@ -158,26 +159,32 @@ class GraphInfo:
     model: str
 
 
+@functools.lru_cache(maxsize=1024)
+def _graph_info(path: Path, mtime_ns: int, size: int, root: Path) -> GraphInfo | None:
+    # Keyed by modification time and size: a graph rewritten in place is read again.
+    data = _read_json_dict(path)
+    if data is None or not isinstance(data.get("nodes"), list) or not isinstance(data.get("links"), list):
+        return None
+    metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    return GraphInfo(name=str(path.relative_to(root)), path=path, prompt=str(metadata.get("prompt", "")),
+                     n_nodes=len(data["nodes"]), n_links=len(data["links"]),
+                     model=str(metadata.get("scan", metadata.get("model", ""))))
+
+
 def list_graphs(roots: Roots) -> list[GraphInfo]:
     """Every JSON file under the circuits roots that is a graph (has `nodes` and `links`), skipping
-    the per-feature JSON files that sit beside the graphs."""
+    the per-feature JSON files that sit beside the graphs. Each file is parsed once per version."""
     found: list[GraphInfo] = []
     for root in roots.circuits:
         if not root.is_dir():
             continue
         for path in sorted(root.rglob("*.json")):
-            data = _read_json_dict(path)
-            if data is None or not isinstance(data.get("nodes"), list) or not isinstance(data.get("links"), list):
-                continue
-            metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-            found.append(GraphInfo(
-                name=str(path.relative_to(root)),
-                path=path,
-                prompt=str(metadata.get("prompt", "")),
-                n_nodes=len(data["nodes"]),
-                n_links=len(data["links"]),
-                model=str(metadata.get("scan", metadata.get("model", ""))),
-            ))
+            if path.parent.name == "features":
+                continue  # feature cards, not graphs (and there are many)
+            stat = path.stat()
+            info = _graph_info(path, stat.st_mtime_ns, stat.st_size, root)
+            if info is not None:
+                found.append(info)
     return found
 
 
