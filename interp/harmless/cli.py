@@ -57,7 +57,7 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
     dataset = load_image_dataset(config.get("dataset", "fashion-mnist"), args.data_dir)
     x = _test_image(dataset, args.index, "--index")
     space = harmless_space(model, args.layer, x, image_shape=dataset.image_shape, rtol=args.rtol,
-                           approx_dim=args.approx_dim)
+                           approx_dim=args.approx_dim, quiet=args.quiet)
     check = check_perturbation(model, x, space, args.magnitude, seed=args.seed, dtype=dtype, device=device)
     out: dict[str, Any] = {
         "dimension": space.dimension, "exact": space.exact, "magnitude": args.magnitude,

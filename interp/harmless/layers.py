@@ -80,7 +80,7 @@ def layer_operator(model: nn.Module, layer: str, image_shape: tuple[int, ...]) -
 
 def harmless_space(model: nn.Module, layer: str | None = None, x: torch.Tensor | None = None,
                    image_shape: tuple[int, ...] = (28, 28), rtol: float | None = None,
-                   approx_dim: int = 32) -> HarmlessSubspace:
+                   approx_dim: int = 32, quiet: bool = True) -> HarmlessSubspace:
     """The harmless subspace of `layer` (default: the model's first) in flattened-image coordinates.
 
     A `.relu` layer needs the input image `x`; its space holds only while x's activation pattern does.
@@ -91,5 +91,5 @@ def harmless_space(model: nn.Module, layer: str | None = None, x: torch.Tensor |
     if layer.endswith(RELU_SUFFIX):
         if x is None:
             raise InterpError(f"layer {layer!r} is input-dependent: give an input image (--index)")
-        return relu_local_space(op, bias, x, layer, rtol=rtol, approx_dim=approx_dim, input_shape=shape)
-    return null_space(op, layer, kind, rtol=rtol, approx_dim=approx_dim, input_shape=shape)
+        return relu_local_space(op, bias, x, layer, rtol=rtol, approx_dim=approx_dim, input_shape=shape, quiet=quiet)
+    return null_space(op, layer, kind, rtol=rtol, approx_dim=approx_dim, input_shape=shape, quiet=quiet)

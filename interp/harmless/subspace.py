@@ -31,6 +31,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from interp.errors import InterpError
 from interp.results import Result
@@ -123,13 +124,16 @@ def _row_blocks(op: Operator, index: torch.Tensor, block_rows: int) -> Iterator[
         yield op.rows(index[start:start + block_rows])
 
 
-def r_factor(op: Operator, index: torch.Tensor | None = None, block_rows: int | None = None) -> torch.Tensor:
+def r_factor(op: Operator, index: torch.Tensor | None = None, block_rows: int | None = None,
+             quiet: bool = True) -> torch.Tensor:
     """R with RᵀR = A_Iᵀ A_I for the rows I = `index` of A (all rows by default), by streamed QR."""
     index = torch.arange(op.d_out) if index is None else index
     if block_rows is None:
         block_rows = max(op.d_in, BLOCK_BYTES // (8 * op.d_in))
     r = torch.zeros(0, op.d_in, dtype=DTYPE)
-    for block in _row_blocks(op, index, block_rows):
+    blocks = tqdm(_row_blocks(op, index, block_rows), total=math.ceil(len(index) / block_rows), disable=quiet,
+                  desc="streamed QR", unit="block")
+    for block in blocks:
         # QR of [R; block] keeps the same Gram matrix as all rows so far, in at most d_in rows.
         r = torch.linalg.qr(torch.cat([r, block]), mode="r")[1]
     return r
@@ -189,7 +193,7 @@ def default_tolerance(shape: tuple[int, int], sigma_max: float) -> float:
 
 def null_space(op: Operator, layer: str, kind: str, rows: torch.Tensor | None = None, rtol: float | None = None,
                approx_dim: int = 32, block_rows: int | None = None, valid: str = ALWAYS,
-               input_shape: list[int] | None = None) -> HarmlessSubspace:
+               input_shape: list[int] | None = None, quiet: bool = True) -> HarmlessSubspace:
     """The null space of A (or of its rows `rows`) by SVD with an explicit tolerance.
 
     `rtol`: a singular value counts as zero when σ ≤ rtol · σ_max; None → max(m, n) · eps · σ_max.
@@ -200,7 +204,7 @@ def null_space(op: Operator, layer: str, kind: str, rows: torch.Tensor | None = 
         return HarmlessSubspace(layer, kind, True, valid, op.d_in, 0, op.d_in, op.d_in, 0.0, 0.0, [],
                                 torch.eye(op.d_in, dtype=DTYPE), "no row of the operator reads the input",
                                 input_shape)
-    r = r_factor(op, rows, block_rows)
+    r = r_factor(op, rows, block_rows, quiet)
     _, s, vh = torch.linalg.svd(r, full_matrices=True)
     sigma_max = float(s[0]) if len(s) else 0.0
     tol = rtol * sigma_max if rtol is not None else default_tolerance((n_rows, op.d_in), sigma_max)
@@ -227,7 +231,7 @@ def null_space(op: Operator, layer: str, kind: str, rows: torch.Tensor | None = 
 
 def relu_local_space(op: Operator, bias: torch.Tensor | None, x: torch.Tensor, layer: str,
                      rtol: float | None = None, approx_dim: int = 32,
-                     input_shape: list[int] | None = None) -> HarmlessSubspace:
+                     input_shape: list[int] | None = None, quiet: bool = True) -> HarmlessSubspace:
     """At input x, the directions the units *active* at x do not see: null(A_active).
 
     The inactive units output 0 whatever δ does to them, as long as they stay inactive, so this
@@ -242,7 +246,7 @@ def relu_local_space(op: Operator, bias: torch.Tensor | None, x: torch.Tensor, l
         pre = pre + bias.detach().to(DTYPE).reshape(-1)
     active = torch.nonzero(pre >= 0).flatten()
     space = null_space(op, layer, "relu-local", rows=active, rtol=rtol, approx_dim=approx_dim,
-                       valid=WHILE_PATTERN_HOLDS, input_shape=input_shape)
+                       valid=WHILE_PATTERN_HOLDS, input_shape=input_shape, quiet=quiet)
     space.active = active.tolist()
     space.pre_activation = pre.tolist()
     space.note += f"; {len(active)} of {op.d_out} units active at x"
