@@ -278,3 +278,13 @@ def test_topk_dictionaries_with_decoder_norm_rescaling_keep_the_invariant(parts)
         i = _site(rep, node)
         const = float(const_reads[i][node.pos] @ rep.sites[i].W_enc[:, node.index])
         assert float(graph.adjacency[j].sum()) + const == pytest.approx(graph.target_values[j], rel=1e-4, abs=1e-8)
+
+
+def test_attribution_graph_roundtrips_through_json(built):
+    from interp.graph.attribution import AttributionGraph
+
+    _, graph = built
+    back = AttributionGraph.from_json(graph.to_json())
+    assert torch.allclose(back.adjacency, graph.adjacency.double(), atol=1e-12)
+    assert back.nodes == graph.nodes and back.logit_weights == graph.logit_weights
+    assert back.n_features == graph.n_features and back.mode == graph.mode
