@@ -171,3 +171,8 @@ def test_cli_saves_the_basis(run_cli, folders, tmp_path):
     basis = saved["basis"]
     assert basis.shape == (64, json.loads(out)["dimension"])
     assert torch.allclose(basis.T @ basis, torch.eye(basis.shape[1], dtype=basis.dtype), atol=1e-10)
+
+
+def test_cli_other_model_of_another_dataset(run_cli, folders):
+    code, out, err = run_cli("harmless", folders["a"], "--other", SHIPPED / "fmnist-cnn", "--json")
+    assert code == 2 and out == "" and "same dataset" in err and len(err.strip().splitlines()) == 1

@@ -56,6 +56,14 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
         raise InterpError(f"no layer {args.layer!r} in {args.path}; choose one of {', '.join(layers)}")
     dataset = load_image_dataset(config.get("dataset", "fashion-mnist"), args.data_dir)
     x = _test_image(dataset, args.index, "--index")
+    # Check every input before computing anything, so a bad one gives one line and nothing else.
+    secret = _test_image(dataset, args.secret, "--secret") if args.secret is not None else None
+    other = None
+    if args.other is not None:
+        other, other_config, _ = load_classifier(args.other)
+        if other_config.get("dataset") != config.get("dataset"):
+            raise InterpError(f"{args.other} was trained on {other_config.get('dataset')!r}, {args.path} on "
+                              f"{config.get('dataset')!r}: compare models of the same dataset")
     space = harmless_space(model, args.layer, x, image_shape=dataset.image_shape, rtol=args.rtol,
                            approx_dim=args.approx_dim, quiet=args.quiet)
     check = check_perturbation(model, x, space, args.magnitude, seed=args.seed, dtype=dtype, device=device)
@@ -78,18 +86,13 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
         # The basis B (d_in × dimension, orthonormal columns); the projector is P = B Bᵀ.
         save_tensors(args.out, {"basis": space.basis, "singular_values": torch.tensor(space.singular_values)})
         out["out"] = str(args.out)
-    if args.secret is not None:
-        secret = _test_image(dataset, args.secret, "--secret")
+    if secret is not None:
         hidden = hide_image(model, space, x, secret, dtype=dtype, device=device)
         figures += [viz.hidden_image_figure(hidden), viz.hidden_logits_figure(hidden, dataset.class_names)]
         out["secret"] = {"index": args.secret, "secret_kept": hidden.secret_kept, "secret_cosine": hidden.secret_cosine,
                          "scales": [{k: v for k, v in s.to_dict().items() if k not in ("result_image", "logits_after")}
                                     for s in hidden.scales]}
-    if args.other is not None:
-        other, other_config, _ = load_classifier(args.other)
-        if other_config.get("dataset") != config.get("dataset"):
-            raise InterpError(f"{args.other} was trained on {other_config.get('dataset')!r}, {args.path} on "
-                              f"{config.get('dataset')!r}: compare models of the same dataset")
+    if other is not None:
         # An input-dependent space belongs to image I alone; a fixed space is tried on the first N test images.
         n = min(args.n_images, len(dataset.test))
         images = x[None] if space.pre_activation is not None else dataset.test.images[:n]
