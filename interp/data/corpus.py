@@ -62,8 +62,9 @@ VERBS = ["sees", "likes", "finds", "takes", "makes", "helps", "follows", "knows"
          "needs", "moves", "opens", "hears", "paints"]
 PREPOSITIONS = ["near", "behind", "under", "beside", "with", "from", "into", "over"]
 ADVERBS = ["today", "again", "slowly", "quickly", "often", "later", "now", "there"]
-# Induction spans draw from words with no fixed order: nouns, adjectives, objects, places, names.
-INDUCTION_POOL = NOUNS + ADJECTIVES + OBJECTS + PLACES + NAMES[:N_TRAIN_NAMES]
+# Induction spans draw from words with no fixed order: nouns, adjectives, objects, places, names (all of them:
+# copying a held-out name in a span is not IOI, and it is how the model learns to output those names at all).
+INDUCTION_POOL = NOUNS + ADJECTIVES + OBJECTS + PLACES + NAMES
 FUNCTION_WORDS = ["when", "after", "while", "then", "and", "went", "to", "met", "at", "were", "sat", "in",
                   "walked", "showed", "gave", "handed", "passed", "found", "it", "arrived", "had", "said",
                   "list", "is", "on"]
@@ -95,8 +96,7 @@ class TaskExample:
 
 
 def _noun_phrase(rng: random.Random, names: list[str]) -> str:
-    r = rng.random()
-    if r < 0.2:
+    if rng.random() < 0.35:
         return rng.choice(names)
     words = [rng.choice(DETERMINERS)]
     if rng.random() < 0.5:
@@ -134,14 +134,17 @@ def induction_text(rng: random.Random, span: list[str], filler: str) -> str:
 # ---------------------------------------------------------------- IOI
 
 
-def ioi_sentence(rng: random.Random, split: str) -> tuple[str, str, str]:
-    """(prompt ending before the answer, IO name, S name) from the training or held-out pools."""
+def ioi_sentence(rng: random.Random, split: str, names_split: str | None = None) -> tuple[str, str, str]:
+    """(prompt ending before the answer, IO name, S name) from the training or held-out pools;
+    `names_split` takes the names from the other split's pool (to tell template from name generalisation)."""
     if split == "train":
         names, places, objects, templates = (NAMES[:N_TRAIN_NAMES], PLACES[:N_TRAIN_PLACES],
                                              OBJECTS[:N_TRAIN_OBJECTS], IOI_TRAIN_TEMPLATES)
     else:
         names, places, objects, templates = (NAMES[N_TRAIN_NAMES:], PLACES[N_TRAIN_PLACES:],
                                              OBJECTS[N_TRAIN_OBJECTS:], IOI_EVAL_TEMPLATES)
+    if names_split is not None:
+        names = NAMES[:N_TRAIN_NAMES] if names_split == "train" else NAMES[N_TRAIN_NAMES:]
     a, b = rng.sample(names, 2)
     subject, indirect = (b, a) if rng.random() < 0.5 else (a, b)  # ABBA and ABAB orders equally often
     template = rng.choice(templates)
@@ -231,12 +234,13 @@ def induction_sequences(n: int = 200, seed: int = EVAL_SEED, span_length: int = 
     return out
 
 
-def ioi_examples(n: int = 200, seed: int = EVAL_SEED) -> list[TaskExample]:
-    """Held-out IOI prompts (templates, names, places, objects never in IOI training): IO vs S."""
+def ioi_examples(n: int = 200, seed: int = EVAL_SEED, names: str = "eval") -> list[TaskExample]:
+    """Held-out IOI prompts (templates, names, places, objects never in IOI training): IO vs S.
+    `names="train"` keeps the held-out templates, places and objects but uses training names."""
     rng = random.Random(seed + 2)
     out = []
     for _ in range(n):
-        prompt, indirect, subject = ioi_sentence(rng, "eval")
+        prompt, indirect, subject = ioi_sentence(rng, "eval", names_split=names)
         out.append(TaskExample("ioi", prompt, indirect, subject))
     return out
 

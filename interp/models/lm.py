@@ -12,6 +12,8 @@ full `HookedTransformerConfig`), `tokenizer.json` and `metrics.json`.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from transformer_lens.utilities import activation_functions
 from interp.data.tokenizer import TOKENIZER_FILE, WordTokenizer
 from interp.device import DTYPES
 from interp.errors import InterpError
-from interp.io import WEIGHTS, load_checkpoint, save_checkpoint
+from interp.io import WEIGHTS, load_checkpoint, read_checkpoint_config, save_checkpoint
 
 ARCHS = ("bilinear", "gelu")
 IDENTITY = "identity"
@@ -147,9 +149,10 @@ def save_lm(folder: str | Path, model: HookedTransformer, tokenizer: WordTokeniz
 def load_lm(folder: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> LoadedLM:
     """Load an LM checkpoint folder written by `save_lm`; InterpError on anything that does not fit."""
     folder = Path(folder)
+    kind = read_checkpoint_config(folder)["kind"]
+    if kind != "lm":
+        raise InterpError(f"{folder} holds a {kind!r} checkpoint, not a language model")
     state, config, metrics = load_checkpoint(folder)
-    if config["kind"] != "lm":
-        raise InterpError(f"{folder} holds a {config['kind']!r} checkpoint, not a language model")
     if "hooked_transformer_config" not in config:
         raise InterpError(f"{folder / 'config.json'} has no 'hooked_transformer_config'; re-save the model")
     cfg = config_from_json(config["hooked_transformer_config"])
@@ -165,35 +168,36 @@ def load_lm(folder: str | Path, device: str | torch.device = "cpu", dtype: torch
                           f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     freeze_bilinear_bias(model)
     if dtype is not None:
-        model = model.to(dtype)
-    model = model.to(device)
+        model = model.to(dtype, print_details=False)
+    model = model.to(device, print_details=False)
     model.eval()
     return LoadedLM(model=model, tokenizer=tokenizer, config=config, metrics=metrics, path=folder)
 
 
 def load_pretrained_lm(name: str, device: str | torch.device = "cpu") -> HookedTransformer:
     """A TransformerLens pretrained model by name, from the local Hugging Face cache only."""
-    import os
-
+    from huggingface_hub import constants as hub_constants
+    from huggingface_hub import try_to_load_from_cache
     from transformer_lens import loading_from_pretrained
 
     try:
         loading_from_pretrained.get_official_model_name(name)
     except ValueError:
         raise InterpError(f"{name!r} is not a TransformerLens pretrained model name") from None
-    old = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
+    official = loading_from_pretrained.get_official_model_name(name)
+    # Ask the local cache first: without a network, from_pretrained would retry for minutes.
+    if not isinstance(try_to_load_from_cache(official, "config.json"), str):
+        raise InterpError(f"pretrained model {name!r} is not in the local Hugging Face cache and this machine "
+                          "is offline; download it where there is a network, or load a local folder")
+    previous = hub_constants.HF_HUB_OFFLINE
+    hub_constants.HF_HUB_OFFLINE = True
     try:
-        return HookedTransformer.from_pretrained(name, device=device)
-    except Exception as e:  # noqa: BLE001 - any failure here means the weights are not available locally
-        raise InterpError(f"cannot load pretrained model {name!r} offline ({type(e).__name__}); its weights are "
-                          "not in the local Hugging Face cache — download them where there is a network, or use "
-                          "a local folder") from None
+        with contextlib.redirect_stdout(sys.stderr):
+            return HookedTransformer.from_pretrained(official, device=str(device))
+    except (OSError, ValueError) as e:
+        raise InterpError(f"cannot load pretrained model {name!r} from the local cache ({type(e).__name__}: {e})") from None
     finally:
-        if old is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = old
+        hub_constants.HF_HUB_OFFLINE = previous
 
 
 def load_hf_gpt2_folder(path: str | Path, device: str | torch.device = "cpu") -> HookedTransformer:

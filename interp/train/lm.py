@@ -45,13 +45,6 @@ class LMTrainOptions:
 
 
 @dataclass
-class TaskMetrics(Result):
-    induction: dict[str, float]
-    ioi: dict[str, float]
-    brackets: dict[str, float]
-
-
-@dataclass
 class LMEvalResult(Result):
     """Held-out task metrics of a language model (and its loss on fresh corpus text)."""
 
@@ -97,7 +90,7 @@ def train_lm(options: LMTrainOptions, out: str | Path | None = None, device: str
                          options.n_ctx, len(tokenizer), options.seed)
     cfg.device = str(device)
     torch.manual_seed(options.seed)
-    model = build_lm(cfg).to(device)
+    model = build_lm(cfg).to(device, print_details=False)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
@@ -174,11 +167,23 @@ def check_tokenizer_fits(lm: LoadedLM) -> None:
         raise InterpError(f"the model's tokenizer lacks corpus words {missing[:5]}: it was not trained on this corpus")
 
 
+def _ioi_metrics(lm: LoadedLM, examples: list[corpus.TaskExample]) -> dict[str, float]:
+    tok = lm.tokenizer
+    logits = last_logits(lm, [e.prompt for e in examples])
+    target = torch.tensor([tok.token_id(e.target) for e in examples])
+    contrast = torch.tensor([tok.token_id(e.contrast) for e in examples])
+    rows = torch.arange(len(examples))
+    diff = logits[rows, target] - logits[rows, contrast]
+    return {"accuracy": (logits.argmax(-1) == target).float().mean().item(), "logit_diff": diff.mean().item(),
+            "io_over_s_fraction": (diff > 0).float().mean().item(), "n": len(examples)}
+
+
 @torch.no_grad()
 def evaluate_lm_tasks(lm: LoadedLM, n: int = 200, seed: int = corpus.EVAL_SEED) -> LMEvalResult:
     """Held-out metrics: induction accuracy (top-1 on each repeated token after the first of the second copy),
     IOI accuracy (top-1 over the whole vocabulary is the indirect object) and mean logit difference IO − S,
-    bracket accuracy (the right closer beats the three other closing brackets)."""
+    bracket accuracy (the right closer beats the three other closing brackets). `ioi_seen_names` repeats IOI
+    on the held-out templates with names seen in IOI training."""
     check_tokenizer_fits(lm)
     tok = lm.tokenizer
     model = lm.model
@@ -198,15 +203,9 @@ def evaluate_lm_tasks(lm: LoadedLM, n: int = 200, seed: int = corpus.EVAL_SEED) 
                 total += 1
     induction = {"accuracy": correct / total, "n_tokens": total}
 
-    examples = corpus.ioi_examples(n, seed)
-    logits = last_logits(lm, [e.prompt for e in examples])
-    target = torch.tensor([tok.token_id(e.target) for e in examples])
-    contrast = torch.tensor([tok.token_id(e.contrast) for e in examples])
-    rows = torch.arange(len(examples))
-    diff = logits[rows, target] - logits[rows, contrast]
-    ioi = {"accuracy": (logits.argmax(-1) == target).float().mean().item(),
-           "logit_diff": diff.mean().item(), "io_over_s_fraction": (diff > 0).float().mean().item(),
-           "n": len(examples)}
+    ioi = _ioi_metrics(lm, corpus.ioi_examples(n, seed))
+    # Same held-out templates, places and objects, but names the model saw in IOI training.
+    ioi_seen_names = _ioi_metrics(lm, corpus.ioi_examples(n, seed, names="train"))
 
     examples = corpus.bracket_examples(n, seed)
     logits = last_logits(lm, [e.prompt for e in examples])
@@ -220,5 +219,6 @@ def evaluate_lm_tasks(lm: LoadedLM, n: int = 200, seed: int = corpus.EVAL_SEED) 
     heldout = torch.tensor([tok.encode(" ".join(corpus.training_document(rng, model.cfg.n_ctx - 1)))
                             for _ in range(min(n, 256))], device=model.cfg.device)
     heldout_loss = lm_loss(model, heldout).item()
-    return LMEvalResult(tasks={"induction": induction, "ioi": ioi, "brackets": brackets},
+    return LMEvalResult(tasks={"induction": induction, "ioi": ioi, "brackets": brackets,
+                               "ioi_seen_names": ioi_seen_names},
                         heldout_loss=heldout_loss, n_examples=n)

@@ -1,0 +1,35 @@
+"""Plotly figures for language models and their dictionaries (shared by the app and the CLI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+
+
+def task_accuracy_figure(evaluations: dict[str, dict[str, Any]]) -> go.Figure:
+    """Grouped bars: held-out accuracy per planted task, one group per model.
+    `evaluations` maps a model name to the dict of `evaluate_lm_tasks(...).to_dict()`."""
+    fig = go.Figure()
+    for name, evaluation in evaluations.items():
+        tasks = evaluation["tasks"]
+        fig.add_bar(name=name, x=list(tasks), y=[tasks[t]["accuracy"] for t in tasks])
+    fig.update_layout(barmode="group", yaxis=dict(title="held-out accuracy", range=[0, 1]),
+                      title="Planted tasks", legend_title="model")
+    return fig
+
+
+def dictionary_layers_figure(evaluation: dict[str, Any], title: str = "Dictionaries") -> go.Figure:
+    """Per-layer CE loss recovered, 1 − FVU and live fraction, with L0 on a second axis."""
+    layers = evaluation["layers"]
+    x = [f"layer {row['layer']}" for row in layers]
+    fig = go.Figure()
+    fig.add_bar(name="CE loss recovered", x=x, y=[row["ce_loss_recovered"] for row in layers])
+    fig.add_bar(name="1 − FVU", x=x, y=[1 - row["fvu"] for row in layers])
+    fig.add_bar(name="live fraction", x=x, y=[1 - row["dead_fraction"] for row in layers])
+    fig.add_scatter(name="L0", x=x, y=[row["l0"] for row in layers], mode="markers+lines", yaxis="y2")
+    fig.update_layout(barmode="group", title=f"{title} (all spliced: CE recovered "
+                                             f"{evaluation['ce_loss_recovered_all']:.3f})",
+                      yaxis=dict(title="fraction", range=[0, 1.05]),
+                      yaxis2=dict(title="L0", overlaying="y", side="right", rangemode="tozero"))
+    return fig
