@@ -6,7 +6,7 @@ Baseline: build the full symmetrised tensor with einsum in pixel space, then tor
 Both are timed in this one process (median of several runs), so the ratio is what to read; the
 absolute seconds depend on how busy the machine is (the load average is printed).
 
-    .venv/bin/python bench/bench_eigen.py [--checkpoint checkpoints/fmnist-bilinear] [--repeats 5]
+    .venv/bin/python bench/bench_eigen.py [--checkpoint checkpoints/fmnist-bilinear] [--repeats 5] [--threads 2]
 """
 
 from __future__ import annotations
@@ -60,8 +60,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "fmnist-bilinear")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 is faster on an oversubscribed machine)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     print(f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()}")
     if (args.checkpoint / "model.safetensors").is_file():
         model, _, _ = load_classifier(args.checkpoint, expect_arch="bilinear")

@@ -100,6 +100,9 @@ def test_truncation_at_full_rank_reproduces_the_model(trained):
     acc = truncation_accuracy(eig, x, data.test.labels, ks=(64,))["64"]
     full = (model(data.test.images).argmax(-1) == data.test.labels).float().mean().item()
     assert acc == pytest.approx(full, abs=1e-6)
+    # demeaned logits (e_c - 1/n) give the same predictions, hence the same accuracy at full rank
+    demeaned = truncation_accuracy(class_eigen(weights, demean=True), x, data.test.labels, ks=(64,))["64"]
+    assert demeaned == pytest.approx(full, abs=1e-6)
 
 
 # ---- bad input: one line on stderr, exit 2, nothing written ----

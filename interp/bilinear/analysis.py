@@ -20,9 +20,16 @@ from interp.results import Result
 TRUNCATION_KS = (1, 2, 5, 10, 20, 50)
 
 
-def class_eigen(weights: BilinearWeights) -> Eigen:
-    """Eigendecomposition of Q_c for every output c (u = the one-hot vector of c), batched."""
-    return eigendecompose(weights, torch.eye(weights.d_out, dtype=weights.P.dtype))
+def class_directions(n_out: int, demean: bool = False, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """One direction per class: the one-hot e_c, or with `demean` e_c − 1/n (the logit minus the mean
+    logit, which changes neither predictions nor probabilities but drops components shared by all classes)."""
+    eye = torch.eye(n_out, dtype=dtype)
+    return eye - 1.0 / n_out if demean else eye
+
+
+def class_eigen(weights: BilinearWeights, demean: bool = False) -> Eigen:
+    """Eigendecomposition of Q_c for every output c (u = e_c, or e_c − 1/n with `demean`), batched."""
+    return eigendecompose(weights, class_directions(weights.d_out, demean, weights.P.dtype))
 
 
 @dataclass
@@ -199,6 +206,7 @@ class EigenReport(Result):
     classes: list[ClassSpectrum]
     eigen_seconds: float
     d_input: int
+    demeaned: bool = False
     direction: DirectionSpectrum | None = None
     hosvd: HOSVDResult | None = None
     mask: MaskResult | None = None
@@ -213,7 +221,7 @@ class EigenReport(Result):
 def eigen_report(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, class_names: list[str],
                  ks=TRUNCATION_KS, n_values: int = 20, direction: str | None = None, with_hosvd: bool = False,
                  mask_target: str | None = None, mask_vectors: int = 3, mask_norm: float = 3.0,
-                 dtype: torch.dtype = torch.float32) -> EigenReport:
+                 dtype: torch.dtype = torch.float32, demean: bool = False) -> EigenReport:
     """Spectra of every class, the truncation curve on (images, labels), and optional extras."""
     weights = classifier_weights(model).to(dtype)
     n_out = weights.d_out
@@ -222,7 +230,7 @@ def eigen_report(model: torch.nn.Module, images: torch.Tensor, labels: torch.Ten
     target = int(parse_direction(mask_target, n_out, class_names).argmax()) if mask_target is not None else None
 
     start = time.perf_counter()
-    eig = class_eigen(weights)
+    eig = class_eigen(weights, demean)
     seconds = time.perf_counter() - start
     full = (model(images).argmax(-1) == labels).float().mean().item()
     inputs = weights.augment(images.reshape(len(images), -1).to(dtype))
@@ -231,7 +239,7 @@ def eigen_report(model: torch.nn.Module, images: torch.Tensor, labels: torch.Ten
     classes = [ClassSpectrum(c, class_names[c] if c < len(class_names) else str(c),
                              eig.eigenvalues[c, :n_values].tolist(), float(ranks[c])) for c in range(n_out)]
     report = EigenReport(full_accuracy=full, truncation=truncation, classes=classes, eigen_seconds=round(seconds, 4),
-                         d_input=weights.d_input)
+                         d_input=weights.d_input, demeaned=demean)
     if u is not None:
         report.direction = direction_spectrum(weights, u.to(dtype), label=str(direction), n_values=n_values,
                                               n_vectors=min(n_values, 16))

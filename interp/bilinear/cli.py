@@ -29,13 +29,14 @@ def eigen_command(args: argparse.Namespace) -> dict[str, Any]:
         raise InterpError(f"--out-html must name an .html file, got {args.html}")
     report = eigen_report(model.to(dtype), dataset.test.images.to(dtype), dataset.test.labels, dataset.class_names,
                           ks=TRUNCATION_KS, n_values=args.top, direction=args.direction, with_hosvd=args.hosvd,
-                          mask_target=args.mask, mask_vectors=args.mask_vectors, mask_norm=args.mask_norm, dtype=dtype)
+                          mask_target=args.mask, mask_vectors=args.mask_vectors, mask_norm=args.mask_norm, dtype=dtype,
+                          demean=args.demean)
     result = report.to_dict()
     if args.html is not None:
         from interp.viz.bilinear import report_figures, write_html
 
         weights = classifier_weights(model).to(dtype)
-        eig = class_eigen(weights)
+        eig = class_eigen(weights, args.demean)
         vectors = {f"{c}: {dataset.class_names[c]}": (eig.eigenvectors[c, :args.vectors].tolist(),
                                                       eig.eigenvalues[c, :args.vectors].tolist())
                    for c in range(weights.d_out)}
@@ -82,6 +83,8 @@ def register(cli) -> None:
     p.add_argument("--inputs", default="tokens", help="input features: tokens (embeddings) or features:LAYER "
                                                       "(decoder rows of that layer's dictionary)")
     p.add_argument("--dictionaries", type=Path, default=None, help="transcoders / SAEs folder for feature:... specs")
+    p.add_argument("--demean", action="store_true",
+                   help="per class, read the logit minus the mean logit (same predictions; drops shared components)")
     p.add_argument("--top", type=int, default=20, help="pairs to list (default 20)")
     p.add_argument("--heads", action="store_true", help="also the direct-path × head OV-path pair terms")
 
@@ -91,6 +94,8 @@ def register(cli) -> None:
     p.add_argument("--direction", default=None,
                    help="also decompose one output direction: a class index or name, a difference like 3-5, "
                         "or comma-separated numbers (one per class)")
+    p.add_argument("--demean", action="store_true",
+                   help="per class, read the logit minus the mean logit (same predictions; drops shared components)")
     p.add_argument("--top", type=int, default=20, help="eigenvalues per class to print (default 20)")
     p.add_argument("--hosvd", action="store_true", help="also the HOSVD of the whole tensor (no direction)")
     p.add_argument("--mask", default=None, metavar="CLASS",
