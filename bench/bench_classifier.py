@@ -56,7 +56,7 @@ def main() -> None:
         if model.arch == "bilinear":
             weights = classifier_weights(model)
             trunc = truncation_accuracy(class_eigen(weights), weights.augment(data.test.flat), data.test.labels, (10,))
-            print(f"  top-10 truncation: {trunc['10']:.4f} ({100 * (acc - trunc['10']):+.2f} points below full)")
+            print(f"  top-10 truncation: {trunc['10']:.4f} ({100 * (acc - trunc['10']):.2f} points below full)")
     gap = 100 * (results["fmnist-bilinear"] - results["fmnist-relu"])
     print(f"bilinear - relu: {gap:+.2f} points (target >= -0.5); bilinear >= 0.90: {results['fmnist-bilinear'] >= 0.90}")
     with tempfile.TemporaryDirectory() as tmp:
