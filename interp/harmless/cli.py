@@ -32,18 +32,21 @@ def _test_image(dataset: Any, index: int, what: str) -> Any:
 
 def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
     config = read_checkpoint_config(args.path)
-    if config["kind"] in ("dictionaries", "lm"):
-        from interp.harmless.lm import dictionaries_null_space_from_folder
-
-        return dictionaries_null_space_from_folder(args.path, layer=args.layer, rtol=args.rtol,
-                                                   magnitude=args.magnitude, seed=args.seed).summary()
-    if config["kind"] != "classifier":
-        raise InterpError(f"{args.path} holds a {config['kind']!r} checkpoint; `interp harmless` reads image "
-                          "classifiers and dictionaries folders")
     if args.magnitude < 0:
         raise InterpError(f"--magnitude must be ≥ 0, got {args.magnitude}")
     if args.approx_dim < 1 or args.n_images < 1:
         raise InterpError("--approx-dim and --n-images must be at least 1")
+    if config["kind"] in ("dictionaries", "lm"):
+        from interp.harmless.lm import dictionaries_null_space_from_folder
+
+        if args.secret is not None or args.other is not None or args.out is not None or args.html is not None:
+            raise InterpError("--secret, --other, --out and --html are for image classifiers, not dictionaries")
+        return dictionaries_null_space_from_folder(args.path, layer=args.layer, rtol=args.rtol,
+                                                   magnitude=args.magnitude, seed=args.seed,
+                                                   approx_dim=args.approx_dim).summary()
+    if config["kind"] != "classifier":
+        raise InterpError(f"{args.path} holds a {config['kind']!r} checkpoint; `interp harmless` reads image "
+                          "classifiers and dictionaries folders")
     from interp.data.images import load_image_dataset
     from interp.harmless.apply import check_perturbation, hide_image, identify_model
     from interp.harmless.layers import harmless_layers, harmless_space
