@@ -11,7 +11,7 @@ from torch import nn
 from interp.harmless.apply import check_perturbation, harmless_direction
 from interp.harmless.layers import harmless_layers, harmless_space, layer_operator
 from interp.harmless.subspace import (DTYPE, ConvOperator, HarmlessSubspace, MatrixOperator, dense_matrix,
-                                      null_space, valid_magnitude)
+                                      null_space, r_factor, valid_magnitude)
 from interp.models.bilinear import BilinearClassifier, ReluMLP
 
 
@@ -175,3 +175,14 @@ def test_subspace_round_trips_through_json():
     back = HarmlessSubspace.from_json(space.to_json())
     assert back.dimension == 7 and torch.allclose(back.basis, space.basis)
     assert back.note == space.note and back.exact
+
+
+def test_streamed_qr_over_many_blocks_matches_dense_svd():
+    torch.manual_seed(11)
+    conv = nn.Conv2d(1, 6, 3, padding=1).double()  # 6·36 = 216 rows on 36 inputs: QR steps after the first block
+    op = ConvOperator(conv, (1, 6, 6))
+    r = r_factor(op, block_rows=40)
+    dense = dense_matrix(op)
+    assert r.shape == (36, 36) and torch.allclose(r.T @ r, dense.T @ dense, atol=1e-12)
+    space = null_space(op, "conv", "conv", block_rows=40)
+    assert torch.allclose(torch.tensor(space.singular_values, dtype=DTYPE), torch.linalg.svdvals(dense), atol=1e-12)

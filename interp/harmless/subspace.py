@@ -134,8 +134,10 @@ def r_factor(op: Operator, index: torch.Tensor | None = None, block_rows: int | 
     blocks = tqdm(_row_blocks(op, index, block_rows), total=math.ceil(len(index) / block_rows), disable=quiet,
                   desc="streamed QR", unit="block")
     for block in blocks:
-        # QR of [R; block] keeps the same Gram matrix as all rows so far, in at most d_in rows.
-        r = torch.linalg.qr(torch.cat([r, block]), mode="r")[1]
+        # QR of [R; block] keeps the same Gram matrix as all rows so far, in at most d_in rows;
+        # while there are no more than d_in rows, the rows themselves serve (the SVD follows anyway).
+        stacked = torch.cat([r, block])
+        r = stacked if len(stacked) <= op.d_in else torch.linalg.qr(stacked, mode="r")[1]
     return r
 
 
