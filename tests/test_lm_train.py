@@ -20,7 +20,7 @@ def test_training_reduces_loss_and_is_deterministic(tmp_path):
     lm_b, _ = train_lm(LMTrainOptions(steps=30, **TINY), out=tmp_path / "b", quiet=True)
     assert (tmp_path / "a" / "tokenizer.json").is_file() and (tmp_path / "a" / "metrics.json").is_file()
     torch.testing.assert_close(lm_a.model.W_E, lm_b.model.W_E)  # same options and seed → same checkpoint
-    fresh, _ = train_lm(LMTrainOptions(steps=1, lr=1e-9, **{**TINY, "warmup_steps": 1}), quiet=True)
+    fresh, _ = train_lm(LMTrainOptions(steps=1, **{**TINY, "lr": 1e-9, "warmup_steps": 1}), quiet=True)
     with torch.no_grad():
         assert lm_loss(lm_a.model, heldout) < lm_loss(fresh.model, heldout) - 0.5
     assert torch.all(lm_a.model.blocks[0].mlp.b_in == 0)  # b_in stayed frozen at zero
@@ -31,7 +31,7 @@ def test_evaluate_task_metrics_shape(tmp_path):
     lm, _ = train_lm(LMTrainOptions(steps=2, **TINY), out=tmp_path / "m", quiet=True)
     result = evaluate_lm_tasks(load_lm(tmp_path / "m"), n=12)
     tasks = result.to_dict()["tasks"]
-    assert set(tasks) == {"induction", "ioi", "brackets"}
+    assert set(tasks) >= {"induction", "ioi", "brackets"}
     for task in tasks.values():
         assert 0.0 <= task["accuracy"] <= 1.0
     assert isinstance(tasks["ioi"]["logit_diff"], float)
