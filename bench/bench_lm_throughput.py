@@ -85,7 +85,7 @@ def bench_transcoder(steps: int) -> dict:
     options = DictTrainOptions(kind="transcoder", variant="topk", expansion=4, k=16, steps=steps, batch_size=batch)
     sae = make_training_sae(options, d, {"hook_name": "in", "hook_name_out": "out"})
     trainer = SAETrainer(cfg=SAETrainerConfig(total_training_samples=steps * batch, train_batch_size_samples=batch,
-                                              lr=1e-3), sae=sae, data_provider=ShuffledBatches(table, batch, 0))
+                                              lr=1e-3, lr_end=1e-4), sae=sae, data_provider=ShuffledBatches(table, batch, 0))
     start = time.perf_counter()
     trainer.fit()
     ours = steps * batch / (time.perf_counter() - start)

@@ -44,7 +44,7 @@ def test_transcoder_step_reduces_loss_against_the_target_not_the_input(variant):
 
     before = mse_to(y)
     trainer = SAETrainer(cfg=SAETrainerConfig(total_training_samples=200 * 128, train_batch_size_samples=128,
-                                              lr=3e-3), sae=sae, data_provider=batches)
+                                              lr=3e-3, lr_end=3e-4), sae=sae, data_provider=batches)
     trainer.fit()
     assert mse_to(y) < 0.5 * before
     assert mse_to(y) < mse_to(x)  # it learned the MLP's output, not to copy its input

@@ -40,7 +40,7 @@ def test_evaluate_task_metrics_shape(tmp_path):
 def test_cli_train_and_evaluate_json(tmp_path, run_cli):
     out = tmp_path / "lm"
     code, stdout, _ = run_cli("train", "lm", "--arch", "gelu", "--out", out, "--n-layers", "1", "--d-model", "32",
-                              "--n-heads", "2", "--d-mlp", "64", "--n-ctx", "32", "--steps", "3", "--batch-size", "4",
+                              "--n-heads", "2", "--d-mlp", "64", "--n-ctx", "64", "--steps", "3", "--batch-size", "4",
                               "--quiet", "--json")
     assert code == 0, stdout
     assert json.loads(stdout)["arch"] == "gelu"
