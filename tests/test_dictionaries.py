@@ -8,7 +8,6 @@ import pytest
 import torch
 from sae_lens import SAE
 from sae_lens.config import SAETrainerConfig
-from sae_lens.saes.transcoder import Transcoder
 from sae_lens.training.sae_trainer import SAETrainer
 
 from interp.errors import InterpError

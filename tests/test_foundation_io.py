@@ -66,3 +66,20 @@ def test_missing_dataset_names_every_place(tmp_path, monkeypatch):
 def test_evaluate_missing_folder_exits_2(run_cli, tmp_path):
     code, out, err = run_cli("evaluate", tmp_path / "nope")
     assert code == 2 and out == "" and err.count("\n") == 1 and "not found" in err
+
+
+def test_staged_folder_replaces_whole_or_not_at_all(tmp_path):
+    from interp.io import staged_folder
+
+    out = tmp_path / "ck"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with staged_folder(out) as staging:
+            (staging / "new.txt").write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    with staged_folder(out) as staging:
+        (staging / "new.txt").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no staging or .old folders left

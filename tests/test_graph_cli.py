@@ -64,7 +64,7 @@ def test_extract_thresholds_one_keep_the_whole_transcoder_only_graph(run_cli, lm
 
 
 def test_recipe_writes_one_graph_per_prompt_features_and_summary(run_cli, lm, ioi, tmp_path):
-    lines = [f'name = "tiny"', f'model = "{lm}"', 'mode = "full"', "[corpus]", "n_sequences = 8", "seed = 3"]
+    lines = ['name = "tiny"', f'model = "{lm}"', 'mode = "full"', "[corpus]", "n_sequences = 8", "seed = 3"]
     for ex in ioi:
         lines += ["[[prompts]]", f'prompt = "{ex.prompt}"', f'target = "{ex.target}"', f'contrast = "{ex.contrast}"']
     recipe = tmp_path / "tiny.toml"

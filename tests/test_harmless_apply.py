@@ -12,7 +12,7 @@ from interp.harmless.apply import hide_image, identify_model
 from interp.harmless.layers import harmless_space
 from interp.models.checkpoints import save_classifier
 from interp.train.classifier import TrainOptions, train_classifier
-from interp.viz.harmless import (basis_images_figure, hidden_image_figure, hidden_logits_figure, logits_figure,
+from interp.viz.harmless import (basis_images_figure, hidden_image_figure, hidden_logits_figure,
                                  singular_values_figure)
 
 # Two bilinear models with the same recipe and different seeds; hidden 16 → [W; V] is 32 × 64, so each

@@ -1,7 +1,5 @@
 """Models: every checkpoint under the checkpoint roots, with its config and metrics."""
 
-import json
-
 import plotly.graph_objects as go
 import streamlit as st
 

@@ -187,7 +187,6 @@ class EdgeEngine:
         return out
 
     def _chunk(self, chunk: list[tuple], n_feat: int) -> torch.Tensor:
-        B, n_pos = self.batch, self.n_pos
         grads_out: dict[int, torch.Tensor] = {}      # site index -> cotangent on its read; -1 for logits
         for b, t in enumerate(chunk):
             key = t[1] if t[0] == "feature" else -1

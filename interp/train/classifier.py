@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ from tqdm.auto import tqdm
 
 from interp.data.images import ImageDataset, ImageSplit, load_image_dataset
 from interp.errors import InterpError
-from interp.io import git_commit
+from interp.io import git_commit, staged_folder
 from interp.models.bilinear import BilinearClassifier, ReluMLP, count_parameters
 from interp.models.checkpoints import save_classifier
 from interp.results import Result
@@ -158,19 +156,7 @@ def train_and_save(out: str | Path, options: TrainOptions, data_dir: str | Path 
                "command": command, "git_commit": git_commit(), "load_average_1_5_15": _load_average(),
                "torch_threads": torch.get_num_threads()}
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    with staged_folder(out) as staging:
         save_classifier(staging, model, options.dataset, metrics, extra={"class_names": dataset.class_names,
                                                                           "image_shape": list(dataset.image_shape)})
-        if out.exists():
-            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
-            os.replace(out, old / "checkpoint")
-            os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return metrics

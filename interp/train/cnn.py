@@ -7,9 +7,6 @@ the shuffling and nothing else, so the same options and seed give the same check
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +18,7 @@ from tqdm.auto import tqdm
 
 from interp.data.images import ImageDataset, ImageSplit, load_image_dataset
 from interp.errors import InterpError
-from interp.io import git_commit
+from interp.io import git_commit, staged_folder
 from interp.models.checkpoints import save_classifier
 from interp.models.cnn import SmallCNN
 
@@ -97,19 +94,7 @@ def train_and_save_cnn(out: str | Path, options: CNNTrainOptions, data_dir: str 
     model, metrics = train_cnn(dataset, options, quiet=quiet)
     metrics = {**metrics, "dataset": options.dataset, "arch": "cnn", "options": asdict(options), "command": command,
                "git_commit": git_commit(), "torch_threads": torch.get_num_threads()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    with staged_folder(out) as staging:
         save_classifier(staging, model, options.dataset, metrics,
                         extra={"class_names": dataset.class_names, "image_shape": list(dataset.image_shape)})
-        if out.exists():
-            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
-            os.replace(out, old / "checkpoint")
-            os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return metrics

@@ -13,9 +13,7 @@ dictionaries there too), and splicing for evaluation leaves position 0 as it was
 from __future__ import annotations
 
 import functools
-import os
 import random
-import shutil
 import tempfile
 import time
 from contextlib import contextmanager
@@ -36,7 +34,7 @@ from tqdm.auto import tqdm
 
 from interp.data import corpus
 from interp.errors import InterpError
-from interp.io import git_commit, write_json
+from interp.io import git_commit, staged_folder, write_json
 from interp.models.dictionaries import (DICTIONARY_TYPES, check_dictionaries_fit, input_hook, is_transcoder,
                                         output_hook)
 from interp.models.lm import LoadedLM
@@ -316,9 +314,7 @@ def save_dictionaries(out: str | Path, dicts: dict[int, SAE], options: DictTrain
                       metrics: dict[str, Any]) -> Path:
     """Write `config.json`, `metrics.json` and `layer_L/` SAE-Lens folders; the folder appears whole or not at all."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with staged_folder(out) as tmp:
         for layer, sae in dicts.items():
             sae.save_model(tmp / f"layer_{layer}")
         config = {"kind": "dictionaries", "type": options.kind, "variant": options.variant, "model": model_ref,
@@ -326,16 +322,6 @@ def save_dictionaries(out: str | Path, dicts: dict[int, SAE], options: DictTrain
                   "d_sae": dicts[min(dicts)].cfg.d_sae}
         write_json(tmp / "config.json", config)
         write_json(tmp / "metrics.json", metrics)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old."))
-            os.replace(out, old / "x")
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -20,10 +20,9 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from interp.data import corpus
-from interp.data.tokenizer import WordTokenizer
 from interp.errors import InterpError
 from interp.io import git_commit
-from interp.models.lm import ARCHS, LoadedLM, build_lm, lm_arch, make_lm_config, save_lm
+from interp.models.lm import ARCHS, LoadedLM, build_lm, make_lm_config, save_lm
 from interp.results import Result
 
 
