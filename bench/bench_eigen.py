@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def baseline(weights: BilinearWeights) -> torch.Tensor:
     """The textbook way: the full tensor in pixel space by einsum, then eigh of every slice."""
     W, V, P = weights.W, weights.V, weights.P
-    if weights.embed is not None:
-        W, V = W @ weights.embed, V @ weights.embed
+    M = weights.input_map()  # the embedding (block-diagonal with the constant 1 when the layer has a bias)
+    if M is not None:
+        W, V = W @ M, V @ M
     B = 0.5 * (torch.einsum("oh,hi,hj->oij", P, W, V) + torch.einsum("oh,hj,hi->oij", P, W, V))
     return torch.linalg.eigh(B).eigenvalues
 

@@ -310,8 +310,17 @@ def test_relevance_page(server, browser):
     assert_no_exception(browser)
     assert slider_value(browser, "Test image") == "3"
     wait_for(browser, '[data-testid="stPlotlyChart"]', count=2)
-    after = browser.execute_script(image_js, browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")[0])
-    assert after != before, "the input image did not change with the slider"
+
+    def image_changed(driver) -> bool:
+        # the rerun replaces the charts a little after the slider moves: poll until the new image is drawn
+        plots = driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")
+        return bool(plots) and driver.execute_script(image_js, plots[0]) != before
+
+    try:
+        WebDriverWait(browser, PAGE_TIMEOUT, poll_frequency=0.3,
+                      ignored_exceptions=(StaleElementReferenceException,)).until(image_changed)
+    except TimeoutException:
+        raise AssertionError("the input image did not change with the slider") from None
     assert "Pixel flipping" in browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
     screenshot(browser, "4_relevance_maps")
 
