@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -124,12 +125,17 @@ def main(argv: list[str] | None = None) -> int:
         print("interp: interrupted", file=sys.stderr)
         return 130
     if result is not None:
-        if getattr(args, "json", False):
-            from interp.results import to_jsonable
+        try:
+            if getattr(args, "json", False):
+                from interp.results import to_jsonable
 
-            print(json.dumps(to_jsonable(result)))
-        else:
-            _print_human(result)
+                print(json.dumps(to_jsonable(result)))
+            else:
+                _print_human(result)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # the reader (e.g. `| head`) stopped early: not an error of ours, and no traceback
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
