@@ -86,6 +86,34 @@ def cosine_schedule(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+        images: torch.Tensor, labels: torch.Tensor, epochs: int, batch_size: int, generator: torch.Generator,
+        noise: float = 0.0, desc: str = "train", quiet: bool = False, device: torch.device | str = "cpu") -> float:
+    """The shared epoch loop: shuffle with `generator`, optional Gaussian input noise, cross-entropy, one
+    optimizer and scheduler step per batch. Returns the mean training loss of the last epoch."""
+    n = len(labels)
+    loss_value = float("nan")
+    bar = tqdm(range(epochs), desc=desc, disable=quiet, unit="epoch")
+    for _ in bar:
+        model.train()
+        order = torch.randperm(n, generator=generator)
+        total_loss = 0.0
+        for i in range(0, n, batch_size):
+            idx = order[i:i + batch_size]
+            x = images[idx]
+            if noise > 0:
+                x = x + noise * torch.randn(x.shape, generator=generator)
+            loss = nn.functional.cross_entropy(model(x.to(device)), labels[idx].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss += loss.item() * len(idx)
+        loss_value = total_loss / n
+        bar.set_postfix(loss=f"{loss_value:.4f}")
+    return loss_value
+
+
 def train_classifier(dataset: ImageDataset, options: TrainOptions, quiet: bool = False,
                      device: torch.device | str = "cpu") -> tuple[nn.Module, TrainResult]:
     """Train one classifier on `dataset` with `options`; return the model (on CPU, eval mode) and its metrics."""
@@ -104,25 +132,8 @@ def train_classifier(dataset: ImageDataset, options: TrainOptions, quiet: bool =
     labels = dataset.train.labels
 
     start = time.perf_counter()
-    loss_value = float("nan")
-    bar = tqdm(range(options.epochs), desc=f"train {options.arch}", disable=quiet, unit="epoch")
-    for _ in bar:
-        model.train()
-        order = torch.randperm(n, generator=generator)
-        total_loss = 0.0
-        for i in range(0, n, options.batch_size):
-            idx = order[i:i + options.batch_size]
-            x = images[idx]
-            if options.noise > 0:
-                x = x + options.noise * torch.randn(x.shape, generator=generator)
-            loss = nn.functional.cross_entropy(model(x.to(device)), labels[idx].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total_loss += loss.item() * len(idx)
-        loss_value = total_loss / n
-        bar.set_postfix(loss=f"{loss_value:.4f}")
+    loss_value = fit(model, optimizer, scheduler, images, labels, options.epochs, options.batch_size, generator,
+                     noise=options.noise, desc=f"train {options.arch}", quiet=quiet, device=device)
     seconds = time.perf_counter() - start
 
     model = model.cpu().eval()

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-from tqdm.auto import tqdm
 
-from interp.data.images import ImageDataset, ImageSplit, load_image_dataset
+from interp.data.images import ImageDataset, load_image_dataset
 from interp.errors import InterpError
 from interp.io import git_commit, staged_folder
 from interp.models.checkpoints import save_classifier
 from interp.models.cnn import SmallCNN
+from interp.train.classifier import accuracy, cosine_schedule, fit
 
 
 @dataclass
@@ -34,14 +33,6 @@ class CNNTrainOptions:
     lr: float = 2e-3
     batch_size: int = 128
     seed: int = 0
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, split: ImageSplit, batch_size: int = 1000) -> float:
-    model.eval()
-    correct = sum((model(split.images[i:i + batch_size]).argmax(-1) == split.labels[i:i + batch_size]).sum().item()
-                  for i in range(0, len(split), batch_size))
-    return correct / max(1, len(split))
 
 
 def train_cnn(dataset: ImageDataset, options: CNNTrainOptions, quiet: bool = False) -> tuple[SmallCNN, dict[str, Any]]:
@@ -59,23 +50,10 @@ def train_cnn(dataset: ImageDataset, options: CNNTrainOptions, quiet: bool = Fal
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
     n = len(dataset.train)
     total = math.ceil(n / options.batch_size) * options.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
-    start, loss_value = time.perf_counter(), float("nan")
-    bar = tqdm(range(options.epochs), desc="train cnn", disable=quiet, unit="epoch")
-    for _ in bar:
-        model.train()
-        order = torch.randperm(n, generator=generator)
-        total_loss = 0.0
-        for i in range(0, n, options.batch_size):
-            idx = order[i:i + options.batch_size]
-            loss = nn.functional.cross_entropy(model(dataset.train.images[idx]), dataset.train.labels[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total_loss += loss.item() * len(idx)
-        loss_value = total_loss / n
-        bar.set_postfix(loss=f"{loss_value:.4f}")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_schedule(s, total, 0))
+    start = time.perf_counter()
+    loss_value = fit(model, optimizer, scheduler, dataset.train.images, dataset.train.labels, options.epochs,
+                     options.batch_size, generator, desc="train cnn", quiet=quiet)
     seconds = time.perf_counter() - start
     model.eval()
     metrics = {"test_accuracy": accuracy(model, dataset.test), "train_accuracy": accuracy(model, dataset.train),
