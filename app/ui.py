@@ -104,6 +104,15 @@ def image_dataset(name: str):
     return load_image_dataset(name)
 
 
+def open_image_model(path) -> tuple:
+    """(model, config, dataset) of an image-classifier checkpoint for a page, or the page stops with the error."""
+    try:
+        model, config = image_model(str(path))
+        return model, config, image_dataset(config["dataset"])
+    except InterpError as e:
+        fail(e)
+
+
 @st.cache_resource(show_spinner="Loading the language model…")
 def language_model(path: str):
     """An `interp.models.lm.LoadedLM` (model, tokenizer, config, metrics), shared by every page."""

@@ -126,11 +126,7 @@ if not bilinear_classifiers:
 left, middle, right = st.columns([2, 2, 2])
 with left:
     chosen = ui.pick_checkpoint("Model", bilinear_classifiers, key="model", prefer=("fmnist-bilinear",))
-try:
-    model, config = ui.image_model(str(chosen.path))
-    data = ui.image_dataset(config["dataset"])
-except InterpError as e:
-    ui.fail(e)
+model, config, data = ui.open_image_model(chosen.path)
 names = data.class_names
 labels = [f"{i}: {n}" for i, n in enumerate(names)]
 with middle:

@@ -105,11 +105,7 @@ if not classifiers:
 top = st.columns([2, 3, 2])
 with top[0]:
     chosen = ui.pick_checkpoint("Model", classifiers, key="model", prefer=("fmnist-bilinear", "fmnist-cnn"))
-try:
-    model, config = ui.image_model(str(chosen.path))
-    data = ui.image_dataset(config["dataset"])
-except InterpError as e:
-    ui.fail(e)
+model, config, data = ui.open_image_model(chosen.path)
 names = data.class_names
 with top[1]:
     index = st.slider("Test image", min_value=0, max_value=min(len(data.test), 1000) - 1, value=0, key="index")

@@ -42,9 +42,8 @@ if not classifiers:
 top = st.columns(2)
 with top[0]:
     chosen = ui.pick_checkpoint("Model", classifiers, key="model", prefer=("fmnist-bilinear", "fmnist-relu"))
+model, config, data = ui.open_image_model(chosen.path)
 try:
-    model, config = ui.image_model(str(chosen.path))
-    data = ui.image_dataset(config["dataset"])
     layers = layers_mod.harmless_layers(model)
 except InterpError as e:
     ui.fail(e)
