@@ -116,6 +116,15 @@ def load_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[s
     return state, config, metrics
 
 
+def machine_load() -> dict[str, Any]:
+    """Torch threads and the load average, recorded beside training times (a busy machine inflates them)."""
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {"load_average_1_5_15": load, "torch_threads": torch.get_num_threads()}
+
+
 def git_commit() -> str | None:
     """The current git commit of the project, for provenance in metrics.json (None outside git)."""
     try:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from interp.bilinear.core import (BilinearWeights, bilinear_tensor, classifier_weights, effective_rank,
-                                  eigendecompose, interaction_matrices, parse_direction)
+                                  eigendecompose, interaction_matrices, parse_direction, spectral_tail)
 from interp.errors import InterpError
 from interp.models.bilinear import BilinearClassifier
 
@@ -117,3 +117,20 @@ def test_shapes_are_checked():
     weights = classifier_weights(random_classifier())
     with pytest.raises(InterpError):
         interaction_matrices(weights, torch.ones(3))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()) or "plain")
+def test_spectral_tail_is_the_mass_beyond_the_top_k_and_has_gradients(case):
+    model = random_classifier(**case)
+    eye = torch.eye(5, dtype=torch.float64)
+    values = eigendecompose(classifier_weights(model), eye).eigenvalues  # sorted by |λ|
+    for keep in (0, 1, 3):
+        expected = values[:, keep:].abs().sum()
+        live = BilinearWeights(model.bilinear.W, model.bilinear.V, model.head.weight,
+                               model.embed.weight if model.embed is not None else None, bool(model.bilinear.bias))
+        tail = spectral_tail(live, eye, keep)
+        torch.testing.assert_close(tail, expected, rtol=1e-9, atol=1e-12)
+    model.zero_grad()
+    tail.backward()
+    assert model.bilinear.W.grad is not None and model.bilinear.W.grad.abs().sum() > 0
+    assert model.head.weight.grad.abs().sum() > 0

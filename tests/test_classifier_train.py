@@ -104,6 +104,32 @@ def test_truncation_at_full_rank_reproduces_the_model(trained):
     assert demeaned == pytest.approx(full, abs=1e-6)
 
 
+def test_rank_penalty_concentrates_each_class_spectrum(tmp_path):
+    """Training with --rank-penalty leaves less eigenvalue mass outside each class's top k than the same
+    run without it, and its top-k truncation stays closer to the full model."""
+    data = load_digits()
+    tails, gaps = {}, {}
+    for penalty in ("0", "0.05"):
+        out = tmp_path / f"p{penalty}"
+        assert main(TRAIN + ["--out", str(out), "--rank-penalty", penalty, "--rank-keep", "3", "--rank-every", "2"]) == 0
+        model, _, metrics = load_classifier(out)
+        if penalty != "0":
+            assert "--rank-penalty 0.05 --rank-keep 3 --rank-every 2" in metrics["command"]
+        eig = class_eigen(classifier_weights(model))
+        values = eig.eigenvalues.abs()
+        tails[penalty] = (values[:, 3:].sum() / values.sum()).item()
+        acc = truncation_accuracy(eig, classifier_weights(model).augment(data.test.flat), data.test.labels, ks=(3, 64))
+        gaps[penalty] = acc["64"] - acc["3"]
+    assert tails["0.05"] < 0.5 * tails["0"]
+    assert gaps["0.05"] <= gaps["0"]
+
+
+def test_rank_penalty_needs_a_bilinear_model(run_cli, tmp_path):
+    code, out, err = run_cli(*TRAIN, "--arch", "relu", "--out", str(tmp_path / "r"), "--rank-penalty", "0.1")
+    _one_line_error(code, out, err)
+    assert not (tmp_path / "r").exists()
+
+
 # ---- bad input: one line on stderr, exit 2, nothing written ----
 
 def _one_line_error(code, out, err):

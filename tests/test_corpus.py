@@ -55,10 +55,16 @@ def test_training_text_contains_every_task():
 
 def test_ioi_heldout_split_never_seen_in_ioi_training():
     train_names = set(corpus.NAMES[:corpus.N_TRAIN_NAMES])
+    heldout_names = set(corpus.NAMES[corpus.N_TRAIN_NAMES:])
+    assert len(heldout_names) >= 8 and not train_names & heldout_names
     rng = random.Random(0)
+    fillers = []
     for _ in range(300):
         prompt, io, s = corpus.ioi_sentence(rng, "train")
-        assert io in train_names and s in train_names
+        assert io in train_names | set(corpus.IOI_OTHER_FILLERS) and s in train_names | set(corpus.IOI_OTHER_FILLERS)
+        assert not heldout_names & set(prompt.split())
+        fillers.append(io in corpus.IOI_OTHER_FILLERS or s in corpus.IOI_OTHER_FILLERS)
+    assert 0.3 < sum(fillers) / len(fillers) < 0.8  # other words fill the name slots in about half
     for ex in corpus.ioi_examples(100):
         assert ex.target not in train_names and ex.contrast not in train_names
         assert ex.prompt.split().count(ex.contrast) == 2 and ex.prompt.split().count(ex.target) == 1

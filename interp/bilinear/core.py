@@ -183,6 +183,24 @@ def eigendecompose(weights: BilinearWeights, directions: torch.Tensor) -> Eigen:
     return _sort_by_magnitude(values, U @ vectors)
 
 
+def spectral_tail(weights: BilinearWeights, directions: torch.Tensor, keep: int) -> torch.Tensor:
+    """Σ_u Σ_{k > keep} |λ_k(Q_u)|: the eigenvalue mass of each direction's interaction matrix (in the
+    read space) outside its top `keep` by |λ|. Differentiable in the weights, so it can be a training
+    penalty: driving it down makes the top-`keep` truncation of each Q_u exact.
+
+    Same small-eigenproblem route as `eigendecompose` (Mᵀ = U R, spectrum of R Q Rᵀ), so the cost is
+    a batch of (d_layer × d_layer) `eigvalsh` calls whatever the input width.
+    """
+    M = weights.input_map()
+    if M is None or M.shape[0] >= M.shape[1]:
+        Q = interaction_matrices(weights, directions)
+    else:
+        R = torch.linalg.qr(M.T)[1]
+        Q = R @ interaction_matrices(weights, directions, in_input_space=False) @ R.T
+    magnitudes = torch.linalg.eigvalsh(0.5 * (Q + Q.transpose(1, 2))).abs()
+    return magnitudes.sort(dim=-1, descending=True).values[:, keep:].sum()
+
+
 def effective_rank(eigenvalues: torch.Tensor) -> torch.Tensor:
     """(Σ|λ|)² / Σλ² along the last axis: how many eigen-components the form really uses."""
     l1 = eigenvalues.abs().sum(-1)

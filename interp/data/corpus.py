@@ -9,8 +9,8 @@ Among ordinary sentences ("the old dog sees a red ball ."), training text contai
 - bracket matching: code-like lines with nested brackets of four kinds, each closed with its kind.
 
 Held-out evaluation sets use IOI templates, names, places and objects that never occur in an IOI
-training sentence (the held-out names, places and objects do occur in ordinary sentences, so the
-model has embeddings for them), fresh random induction spans and fresh bracket lines. Each task
+training sentence (the held-out names, places and objects do occur in ordinary sentences and
+induction spans, so the model has embeddings for them and has learned to output them), fresh random induction spans and fresh bracket lines. Each task
 has a function returning `TaskExample`s (prompt, target word, contrast word) for circuit recipes.
 Everything random draws from an explicitly seeded `random.Random`.
 """
@@ -24,11 +24,15 @@ from interp.data.tokenizer import WordTokenizer
 
 TASKS = ("induction", "ioi", "brackets")
 
-# IOI names: the first 24 occur in IOI training sentences, the last 8 only in held-out IOI prompts.
-NAMES = ["Mary", "John", "Alice", "Bob", "Sarah", "Tom", "Emma", "James", "Lucy", "David", "Anna", "Paul",
-         "Kate", "Mark", "Laura", "Peter", "Julia", "Sam", "Nina", "Adam", "Rose", "Luke", "Clara", "Ben",
-         "Eva", "Jack", "Mia", "Leo", "Ruth", "Max", "Ivy", "Dan"]
-N_TRAIN_NAMES = 24
+# IOI names: the first 80 occur in IOI training sentences, the last 18 only in held-out IOI prompts (all of
+# them occur in ordinary sentences and induction spans). Many names, so that the IOI mechanism cannot
+# memorise each one and has to work from what names share.
+NAMES = ("Mary John Alice Bob Sarah Tom Emma James Lucy David Anna Paul Kate Mark Laura Peter Julia Sam Nina Adam "
+         "Rose Luke Clara Ben Eva Jack Mia Leo Ruth Max Ivy Dan Grace Henry Olivia Oscar Sophie Ryan Chloe Ethan "
+         "Hannah Noah Amy Owen Zoe Liam Ella Jacob Lily Lucas Ava Mason Isla Harry Freya Alfie Poppy George Daisy "
+         "Arthur Molly Theo Evie Finn Maya Hugo Iris Felix Jude Esme Toby Alma Seth Vera Carl Nora Ivan Lena "
+         "Hugh Tara Neil Gina Omar Rita Otto Edna Rex Fay Roy Joan Kurt Beth Glen Dora Troy Jill Wade Kim").split()
+N_TRAIN_NAMES = 80
 PLACES = ["store", "park", "school", "office", "beach", "market", "garden", "station", "library", "kitchen",
           "museum", "cafe", "farm", "lake", "river", "church"]
 N_TRAIN_PLACES = 12
@@ -134,12 +138,23 @@ def induction_text(rng: random.Random, span: list[str], filler: str) -> str:
 # ---------------------------------------------------------------- IOI
 
 
+# Half of the IOI training sentences put other single words in the two name slots ("when dog and x went to
+# the park , x gave a book to dog"): the structure then covers far more tokens than the training names,
+# which pushes the model towards a mechanism that copies whichever token is not repeated, rather than
+# one keyed to each name. Held-out names never fill an IOI slot in training.
+IOI_OTHER_FILLERS = NOUNS + CODE_NAMES
+IOI_OTHER_FILLER_FRACTION = 0.5
+
+
 def ioi_sentence(rng: random.Random, split: str, names_split: str | None = None) -> tuple[str, str, str]:
-    """(prompt ending before the answer, IO name, S name) from the training or held-out pools;
+    """(prompt ending before the answer, IO, S) from the training or held-out pools; training sentences
+    draw their two "names" from the training names and, half the time, from `IOI_OTHER_FILLERS` too.
     `names_split` takes the names from the other split's pool (to tell template from name generalisation)."""
     if split == "train":
         names, places, objects, templates = (NAMES[:N_TRAIN_NAMES], PLACES[:N_TRAIN_PLACES],
                                              OBJECTS[:N_TRAIN_OBJECTS], IOI_TRAIN_TEMPLATES)
+        if names_split is None and rng.random() < IOI_OTHER_FILLER_FRACTION:
+            names = names + IOI_OTHER_FILLERS
     else:
         names, places, objects, templates = (NAMES[N_TRAIN_NAMES:], PLACES[N_TRAIN_PLACES:],
                                              OBJECTS[N_TRAIN_OBJECTS:], IOI_EVAL_TEMPLATES)

@@ -8,20 +8,21 @@ so the same options and seed give the same checkpoint on CPU.
 
 from __future__ import annotations
 
+import functools
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from interp.bilinear.core import BilinearWeights, spectral_tail
 from interp.data.images import ImageDataset, ImageSplit, load_image_dataset
 from interp.errors import InterpError
-from interp.io import git_commit, staged_folder
+from interp.io import git_commit, machine_load, staged_folder
 from interp.models.bilinear import BilinearClassifier, ReluMLP, count_parameters
 from interp.models.checkpoints import save_classifier
 from interp.results import Result
@@ -43,6 +44,11 @@ class TrainOptions:
     batch_size: int = 128
     seed: int = 0
     warmup_frac: float = 0.0  # fraction of steps with a linear warm-up before the cosine decay
+    # Bilinear only: weight × Σ_c (eigenvalue mass of Q_c outside its top `rank_keep`), paid every
+    # `rank_every` steps — pushes each class's form towards rank `rank_keep` (0: no penalty).
+    rank_penalty: float = 0.0
+    rank_keep: int = 10
+    rank_every: int = 10
 
 
 @dataclass
@@ -88,12 +94,17 @@ def cosine_schedule(step: int, total: int, warmup: int) -> float:
 
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
         images: torch.Tensor, labels: torch.Tensor, epochs: int, batch_size: int, generator: torch.Generator,
-        noise: float = 0.0, desc: str = "train", quiet: bool = False, device: torch.device | str = "cpu") -> float:
+        noise: float = 0.0, desc: str = "train", quiet: bool = False, device: torch.device | str = "cpu",
+        penalty: Callable[[], torch.Tensor] | None = None, penalty_every: int = 1) -> float:
     """The shared epoch loop: shuffle with `generator`, optional Gaussian input noise, cross-entropy, one
-    optimizer and scheduler step per batch. Returns the mean training loss of the last epoch."""
+    optimizer and scheduler step per batch. Returns the mean training loss of the last epoch.
+
+    `penalty` (a weight regulariser, if any) is added every `penalty_every` steps, scaled by
+    `penalty_every` so that its average pull does not depend on how often it is paid for."""
     n = len(labels)
     loss_value = float("nan")
     bar = tqdm(range(epochs), desc=desc, disable=quiet, unit="epoch")
+    step = 0
     for _ in bar:
         model.train()
         order = torch.randperm(n, generator=generator)
@@ -104,14 +115,24 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.opt
             if noise > 0:
                 x = x + noise * torch.randn(x.shape, generator=generator)
             loss = nn.functional.cross_entropy(model(x.to(device)), labels[idx].to(device))
+            total_loss += loss.item() * len(idx)
+            if penalty is not None and step % penalty_every == 0:
+                loss = loss + penalty_every * penalty()
+            step += 1
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total_loss += loss.item() * len(idx)
         loss_value = total_loss / n
         bar.set_postfix(loss=f"{loss_value:.4f}")
     return loss_value
+
+
+def _class_spectral_tail(model: BilinearClassifier, keep: int, weight: float) -> torch.Tensor:
+    """The rank penalty: `weight` × the class spectra's mass beyond the top `keep` (live weights, not detached)."""
+    embed = model.embed.weight if model.embed is not None else None
+    weights = BilinearWeights(model.bilinear.W, model.bilinear.V, model.head.weight, embed, bool(model.bilinear.bias))
+    return weight * spectral_tail(weights, torch.eye(model.n_classes, device=model.head.weight.device), keep)
 
 
 def train_classifier(dataset: ImageDataset, options: TrainOptions, quiet: bool = False,
@@ -131,9 +152,15 @@ def train_classifier(dataset: ImageDataset, options: TrainOptions, quiet: bool =
     images = dataset.train.images.reshape(n, -1)
     labels = dataset.train.labels
 
+    penalty = None
+    if options.rank_penalty > 0:
+        if options.arch != "bilinear":
+            raise InterpError("--rank-penalty needs the bilinear architecture (it penalises its class spectra)")
+        penalty = functools.partial(_class_spectral_tail, model, options.rank_keep, options.rank_penalty)
     start = time.perf_counter()
     loss_value = fit(model, optimizer, scheduler, images, labels, options.epochs, options.batch_size, generator,
-                     noise=options.noise, desc=f"train {options.arch}", quiet=quiet, device=device)
+                     noise=options.noise, desc=f"train {options.arch}", quiet=quiet, device=device,
+                     penalty=penalty, penalty_every=options.rank_every)
     seconds = time.perf_counter() - start
 
     model = model.cpu().eval()
@@ -141,13 +168,6 @@ def train_classifier(dataset: ImageDataset, options: TrainOptions, quiet: bool =
                          n_params=count_parameters(model), train_seconds=round(seconds, 2), epochs=options.epochs,
                          final_loss=loss_value)
     return model, result
-
-
-def _load_average() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def train_and_save(out: str | Path, options: TrainOptions, data_dir: str | Path | None = None, quiet: bool = False,
@@ -164,8 +184,7 @@ def train_and_save(out: str | Path, options: TrainOptions, data_dir: str | Path 
     dataset = load_image_dataset(options.dataset, data_dir)  # bad data fails before anything is written
     model, result = train_classifier(dataset, options, quiet=quiet, device=device)
     metrics = {**result.to_dict(), "dataset": options.dataset, "arch": options.arch, "options": asdict(options),
-               "command": command, "git_commit": git_commit(), "load_average_1_5_15": _load_average(),
-               "torch_threads": torch.get_num_threads()}
+               "command": command, "git_commit": git_commit(), **machine_load()}
 
     with staged_folder(out) as staging:
         save_classifier(staging, model, options.dataset, metrics, extra={"class_names": dataset.class_names,

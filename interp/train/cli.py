@@ -40,7 +40,8 @@ def _non_negative_float(text: str) -> float:
 def train_classifier_command(args: argparse.Namespace) -> dict[str, Any]:
     options = TrainOptions(dataset=args.dataset, arch=args.arch, epochs=args.epochs, hidden=args.hidden,
                            embed=args.embed or None, bias=args.bias, noise=args.noise, wd=args.wd, lr=args.lr,
-                           batch_size=args.batch_size, seed=args.seed, warmup_frac=args.warmup)
+                           batch_size=args.batch_size, seed=args.seed, warmup_frac=args.warmup,
+                           rank_penalty=args.rank_penalty, rank_keep=args.rank_keep, rank_every=args.rank_every)
     torch.set_num_threads(min(args.threads, torch.get_num_threads()))
     command = _canonical_command(args)
     metrics = train_and_save(args.out, options, data_dir=args.data_dir, quiet=args.quiet, command=command,
@@ -57,6 +58,9 @@ def _canonical_command(args: argparse.Namespace) -> str:
              "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
     if args.bias:
         parts.append("--bias")
+    if args.rank_penalty > 0:
+        parts += ["--rank-penalty", str(args.rank_penalty), "--rank-keep", str(args.rank_keep),
+                  "--rank-every", str(args.rank_every)]
     if args.data_dir is not None:
         parts += ["--data-dir", str(args.data_dir)]
     return " ".join(shlex.quote(p) for p in parts)
@@ -90,6 +94,13 @@ def register(cli) -> None:
     p.add_argument("--warmup", type=_non_negative_float, default=DEFAULTS.warmup_frac,
                    help="fraction of steps of linear warm-up before the cosine decay")
     p.add_argument("--batch-size", type=_positive_int, default=DEFAULTS.batch_size)
+    p.add_argument("--rank-penalty", type=_non_negative_float, default=DEFAULTS.rank_penalty,
+                   help="bilinear: weight of the penalty on each class spectrum's |eigenvalue| mass beyond the "
+                        "top --rank-keep (0: off); makes top-k truncation faithful")
+    p.add_argument("--rank-keep", type=_positive_int, default=DEFAULTS.rank_keep,
+                   help="eigen-components per class left free by --rank-penalty")
+    p.add_argument("--rank-every", type=_positive_int, default=DEFAULTS.rank_every,
+                   help="pay the rank penalty every N steps (scaled by N; it costs one batched eigvalsh)")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the Fashion-MNIST .gz files")

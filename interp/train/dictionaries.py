@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from interp.data import corpus
 from interp.errors import InterpError
-from interp.io import git_commit, staged_folder, write_json
+from interp.io import git_commit, machine_load, staged_folder, write_json
 from interp.models.dictionaries import (DICTIONARY_TYPES, check_dictionaries_fit, input_hook, is_transcoder,
                                         output_hook)
 from interp.models.lm import LoadedLM
@@ -297,7 +297,7 @@ def train_dictionaries(lm: LoadedLM, options: DictTrainOptions, out: str | Path 
                              samples_per_second=samples / seconds, eval=evaluation.to_dict())
     if out is not None:
         save_dictionaries(out, dicts, options, model_ref, {**result.to_dict(), "options": asdict(options),
-                                                           "git_commit": git_commit()})
+                                                           "git_commit": git_commit(), **machine_load()})
     return dicts, result
 
 

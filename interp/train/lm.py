@@ -21,7 +21,7 @@ from transformer_lens import HookedTransformer
 
 from interp.data import corpus
 from interp.errors import InterpError
-from interp.io import git_commit
+from interp.io import git_commit, machine_load
 from interp.models.lm import ARCHS, LoadedLM, build_lm, make_lm_config, save_lm
 from interp.results import Result
 
@@ -124,7 +124,7 @@ def train_lm(options: LMTrainOptions, out: str | Path | None = None, device: str
                            final_train_loss=loss_value, n_params=sum(p.numel() for p in model.parameters()),
                            eval=evaluation.to_dict())
     if out is not None:
-        metrics = {**result.to_dict(), "options": asdict(options), "git_commit": git_commit(),
+        metrics = {**result.to_dict(), "options": asdict(options), "git_commit": git_commit(), **machine_load(),
                    "command": (f"interp train lm --arch {options.arch} --n-layers {options.n_layers} "
                                f"--d-model {options.d_model} --n-heads {options.n_heads} --d-mlp {options.d_mlp} "
                                f"--n-ctx {options.n_ctx} --steps {options.steps} --batch-size {options.batch_size} "

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from interp.device import resolve_device, resolve_dtype
 
 
@@ -18,6 +20,7 @@ def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
                              d_mlp=args.d_mlp, n_ctx=args.n_ctx, steps=args.steps, batch_size=args.batch_size,
                              lr=args.lr, seed=args.seed)
     resolve_dtype(args.dtype)
+    torch.set_num_threads(min(args.threads, torch.get_num_threads()))
     _, result = train_lm(options, out=args.out, device=str(resolve_device(args.device)), quiet=args.quiet)
     return {"out": str(args.out), **result.to_dict()}
 
@@ -27,6 +30,7 @@ def _train_dictionaries(kind: str):
         from interp.models.lm import load_lm
         from interp.train.dictionaries import DictTrainOptions, train_dictionaries
 
+        torch.set_num_threads(min(args.threads, torch.get_num_threads()))
         lm = load_lm(args.model, device=str(resolve_device(args.device)), dtype=resolve_dtype(args.dtype))
         options = DictTrainOptions(kind=kind, variant=args.variant, expansion=args.expansion, k=args.k, l1=args.l1,
                                    steps=args.steps, batch_size=args.batch_size, lr=args.lr, n_tokens=args.n_tokens,
@@ -69,6 +73,7 @@ def register(cli) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     for name, kind, help_text in (("transcoders", "transcoder", "train one transcoder per MLP layer of an LM"),
                                   ("attn-saes", "attn_sae", "train one SAE per attention output of an LM")):
         p = cli.add_train(name, _train_dictionaries(kind), help_text)
@@ -83,5 +88,6 @@ def register(cli) -> None:
         p.add_argument("--lr", type=float, default=1e-3)
         p.add_argument("--n-tokens", type=int, default=120_000, help="cached activation tokens per layer")
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     cli.add_evaluator("lm", _evaluate_lm)
     cli.add_evaluator("dictionaries", _evaluate_dictionaries)
