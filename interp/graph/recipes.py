@@ -152,7 +152,7 @@ def task_metric(logits: torch.Tensor, target: int, contrast: int) -> float:
 
 
 def ablation_drops(setup: Setup, extraction: Extraction, target: int, contrast: int, k: int = 10,
-                   seed: int = 0, mode: str = "free") -> dict[str, float]:
+                   seed: int = 0, mode: str = "free", n_random: int = 5) -> dict[str, float]:
     """The task metric after zeroing k feature nodes (errors held at their clean values), for:
 
     - "top": the k features of highest influence that support the target: circuit-tracer's
@@ -160,7 +160,8 @@ def ablation_drops(setup: Setup, extraction: Extraction, target: int, contrast: 
       (`a_s · ∂metric/∂a_s` through the linear graph) is positive;
     - "unsigned": the k features of highest influence whatever their sign;
     - "attribution": the k features of largest positive signed attribution;
-    - "random": k random active feature nodes of the graph.
+    - "random": k random active feature nodes of the graph, the metric averaged over `n_random`
+      independent draws (one draw of 10 is a noisy estimate of what a random ablation costs).
     Each is measured with the recipe's mode and, as "*_constrained", with attention patterns and
     LayerNorm scales frozen (the setting the graph itself assumes).
     """
@@ -174,7 +175,8 @@ def ablation_drops(setup: Setup, extraction: Extraction, target: int, contrast: 
     top = [j for j in by_influence if signed[j] > 0][:k]
     unsigned = by_influence[:k]
     attribution = sorted((j for j in features if signed[j] > 0), key=lambda j: -float(signed[j]))[:k]
-    rand = random.Random(seed).sample(features, min(k, len(features)))
+    rng = random.Random(seed)
+    random_sets = [rng.sample(features, min(k, len(features))) for _ in range(n_random)]
 
     def ablate(nodes: list[int], how: str) -> float:
         ivs = [Intervention(graph.nodes[j].kind, graph.nodes[j].layer, graph.nodes[j].pos, graph.nodes[j].index, 0.0)
@@ -184,9 +186,10 @@ def ablation_drops(setup: Setup, extraction: Extraction, target: int, contrast: 
     clean = task_metric(setup.replacement.snapshot(tokens).logits[-1], target, contrast)
     out = {"metric_clean": clean}
     scale = clean if abs(clean) > 1e-8 else 1e-8
-    for name, nodes in (("top", top), ("unsigned", unsigned), ("attribution", attribution), ("random", rand)):
+    for name, node_sets in (("top", [top]), ("unsigned", [unsigned]), ("attribution", [attribution]),
+                            ("random", random_sets)):
         for how, suffix in ((mode, ""), ("constrained", "_constrained")):
-            out[f"metric_{name}{suffix}"] = ablate(nodes, how)
+            out[f"metric_{name}{suffix}"] = sum(ablate(nodes, how) for nodes in node_sets) / len(node_sets)
             out[f"{name}_drop{suffix}"] = (clean - out[f"metric_{name}{suffix}"]) / scale
     return out
 
@@ -335,8 +338,9 @@ def run_recipe(recipe_path: str | Path, out_dir: str | Path, progress: bool = Tr
 
 def write_task_recipe(task: str, model_dir: str | Path, out_path: str | Path, n_prompts: int = 8,
                       mode: str = "full", only_correct: bool = True) -> Path:
-    """A recipe for one planted task: the first `n_prompts` held-out examples (those the model gets
-    right, by default: a circuit explains a behaviour the model has) with target and contrast."""
+    """A recipe for one planted task: the first `n_prompts` held-out examples (by default those the model
+    gets right, i.e. whose top prediction is the target, as the task accuracies count it: a circuit
+    should explain a behaviour the model has) with target and contrast."""
     from interp.data.corpus import task_examples
 
     setup = load_setup(model_dir, mode=mode)
@@ -344,7 +348,7 @@ def write_task_recipe(task: str, model_dir: str | Path, out_path: str | Path, n_
     for ex in task_examples(task, n=200):
         tokens = setup.encode(ex.prompt)
         logits = setup.replacement.snapshot(tokens).logits[-1]
-        if not only_correct or task_metric(logits, setup.token_id(ex.target), setup.token_id(ex.contrast)) > 0:
+        if not only_correct or int(logits.argmax()) == setup.token_id(ex.target):
             chosen.append(ex)
         if len(chosen) == n_prompts:
             break
@@ -355,7 +359,7 @@ def write_task_recipe(task: str, model_dir: str | Path, out_path: str | Path, n_
 
     lines = [f"# Circuit recipe for the {task} task: run with `interp extract --recipe circuits/{Path(out_path).name} "
              f"--out-dir circuits/{task}`.",
-             f"# Prompts: the first {n_prompts} held-out {task} examples the model gets right "
+             f"# Prompts: the first {n_prompts} held-out {task} examples whose top prediction is the target "
              "(interp.data.corpus.task_examples); the task metric is logit(target) - logit(contrast).",
              f"name = {q(task)}", f"description = {q(f'{task} circuit on {model_dir.name}')}",
              f"model = {q(model_dir.as_posix())}", f"transcoders = {q((model_dir / 'transcoders').as_posix())}",

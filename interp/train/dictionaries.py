@@ -179,13 +179,13 @@ class ShuffledBatches:
 class DictTrainOptions:
     kind: str = "transcoder"  # transcoder | attn_sae
     variant: str = "topk"  # relu | topk
-    expansion: int = 4  # d_sae = expansion × d_model
-    k: int = 16  # TopK
+    expansion: int = 2  # d_sae = expansion × d_model
+    k: int = 32  # TopK
     l1: float = 5.0  # ReLU: SAE-Lens l1_coefficient
     steps: int = 3000
     batch_size: int = 512
     lr: float = 1e-3
-    n_tokens: int = 120_000  # cached training tokens per layer
+    n_tokens: int = 150_000  # cached training tokens per layer
     seed: int = 0
     layers: list[int] | None = None  # None: every layer
 
