@@ -160,7 +160,6 @@ class EdgeEngine:
             mask = acts != 0
             mask[:first] = False
             self.active.append(mask.nonzero())           # [n, 2]: (pos, feature)
-        self.decoders = [site.W_dec[idx[:, 1]] for site, idx in zip(replacement.sites, self.active)]  # [n, d]
         self.error_mask = torch.ones(self.n_pos, dtype=snap.embed.dtype)
         self.error_mask[:first] = 0.0
 
@@ -187,16 +186,22 @@ class EdgeEngine:
         return out
 
     def _chunk(self, chunk: list[tuple], n_feat: int) -> torch.Tensor:
-        grads_out: dict[int, torch.Tensor] = {}      # site index -> cotangent on its read; -1 for logits
+        # Group the chunk's targets by where their cotangent goes (a site's read, or -1 for the logits) and
+        # write each group with one indexed assignment: copy b of the batch carries target b.
+        groups: dict[int, list[int]] = {}
         for b, t in enumerate(chunk):
-            key = t[1] if t[0] == "feature" else -1
-            if key not in grads_out:
-                grads_out[key] = torch.zeros_like(self.logits if key == -1 else self.reads[key])
-            if t[0] == "feature":
-                _, i, p, f = t
-                grads_out[i][b, p] = self.rep.sites[i].W_enc[:, f]
+            groups.setdefault(t[1] if t[0] == "feature" else -1, []).append(b)
+        grads_out: dict[int, torch.Tensor] = {}      # site index -> cotangent on its read; -1 for logits
+        for key, rows in groups.items():
+            rows_t = torch.tensor(rows, dtype=torch.long)
+            if key == -1:
+                grads_out[key] = torch.zeros_like(self.logits)
+                grads_out[key][rows_t, -1] = torch.stack([chunk[b][1].direction for b in rows]).to(self.logits.dtype)
             else:
-                grads_out[-1][b, -1] = t[1].direction
+                grads_out[key] = torch.zeros_like(self.reads[key])
+                pos = torch.tensor([chunk[b][2] for b in rows], dtype=torch.long)
+                feats = torch.tensor([chunk[b][3] for b in rows], dtype=torch.long)
+                grads_out[key][rows_t, pos] = self.rep.sites[key].W_enc[:, feats].T.to(self.reads[key].dtype)
         outputs = [self.logits if k == -1 else self.reads[k] for k in grads_out]
         grads = torch.autograd.grad(outputs, self.leaves, grad_outputs=list(grads_out.values()),
                                     retain_graph=True, allow_unused=True)
@@ -205,8 +210,12 @@ class EdgeEngine:
         for i, site in enumerate(self.rep.sites):
             g = grads[i + 1]                                             # [B, pos, d]
             p, f = self.active[i][:, 0], self.active[i][:, 1]
-            # edge = activation × (gradient at its position · its decoder row), for active features only
-            along = torch.einsum("bnd,nd->bn", g[:, p, :], self.decoders[i])
+            # edge = activation × (gradient at its position · its decoder row), for active features only.
+            # Project onto every decoder row first ([B, pos, d_sae], one matmul) and then pick the active
+            # (pos, feature) pairs: gathering g at each active position instead builds a [B, n_active, d]
+            # copy, which dominated the cost.
+            d_sae = site.W_dec.shape[0]
+            along = (g @ site.W_dec.to(g.dtype).T).flatten(1).index_select(1, p * d_sae + f)
             feature_cols.append(along * self.snap.acts[i][p, f][None])
             error_cols.append((g * self.snap.errors[i][None]).sum(-1) * self.error_mask)
         token_cols = (grads[0] * self.snap.embed[None]).sum(-1)          # [B, pos]
