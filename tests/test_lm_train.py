@@ -39,11 +39,15 @@ def test_evaluate_task_metrics_shape(tmp_path):
 
 def test_cli_train_and_evaluate_json(tmp_path, run_cli):
     out = tmp_path / "lm"
+    threads = torch.get_num_threads()
     code, stdout, _ = run_cli("train", "lm", "--arch", "gelu", "--out", out, "--n-layers", "1", "--d-model", "32",
                               "--n-heads", "2", "--d-mlp", "64", "--n-ctx", "64", "--steps", "3", "--batch-size", "4",
-                              "--quiet", "--json")
+                              "--wd", "0.1", "--threads", "1", "--quiet", "--json")
     assert code == 0, stdout
     assert json.loads(stdout)["arch"] == "gelu"
+    metrics = json.loads((out / "metrics.json").read_text())
+    torch.set_num_threads(threads)  # --threads set it for this whole test process
+    assert metrics["options"]["wd"] == 0.1 and "--wd 0.1" in metrics["command"] and metrics["torch_threads"] == 1
     code, stdout, _ = run_cli("evaluate", out, "--json")
     assert code == 0
     data = json.loads(stdout)

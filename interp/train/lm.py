@@ -128,7 +128,7 @@ def train_lm(options: LMTrainOptions, out: str | Path | None = None, device: str
                    "command": (f"interp train lm --arch {options.arch} --n-layers {options.n_layers} "
                                f"--d-model {options.d_model} --n-heads {options.n_heads} --d-mlp {options.d_mlp} "
                                f"--n-ctx {options.n_ctx} --steps {options.steps} --batch-size {options.batch_size} "
-                               f"--lr {options.lr} --seed {options.seed} --out {out}")}
+                               f"--lr {options.lr} --wd {options.wd} --seed {options.seed} --out {out}")}
         save_lm(out, model, tokenizer, metrics, extra={"train_options": asdict(options)})
         loaded.path = Path(out)
     loaded.metrics = result.to_dict()

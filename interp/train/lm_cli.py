@@ -18,7 +18,7 @@ def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
 
     options = LMTrainOptions(arch=args.arch, n_layers=args.n_layers, d_model=args.d_model, n_heads=args.n_heads,
                              d_mlp=args.d_mlp, n_ctx=args.n_ctx, steps=args.steps, batch_size=args.batch_size,
-                             lr=args.lr, seed=args.seed)
+                             lr=args.lr, wd=args.wd, seed=args.seed)
     resolve_dtype(args.dtype)
     torch.set_num_threads(min(args.threads, torch.get_num_threads()))
     _, result = train_lm(options, out=args.out, device=str(resolve_device(args.device)), quiet=args.quiet)
@@ -72,6 +72,7 @@ def register(cli) -> None:
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--wd", type=float, default=0.05, help="AdamW weight decay on matrices")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     for name, kind, help_text in (("transcoders", "transcoder", "train one transcoder per MLP layer of an LM"),
