@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from pathlib import Path
 
 import torch
+from timing import median_seconds
 
 from interp.bilinear.analysis import class_eigen
 from interp.bilinear.core import BilinearWeights, classifier_weights
@@ -34,15 +33,6 @@ def baseline(weights: BilinearWeights) -> torch.Tensor:
         W, V = W @ M, V @ M
     B = 0.5 * (torch.einsum("oh,hi,hj->oij", P, W, V) + torch.einsum("oh,hj,hi->oij", P, W, V))
     return torch.linalg.eigh(B).eigenvalues
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bench(name: str, weights: BilinearWeights, repeats: int) -> None:

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
+from timing import median_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,16 +46,6 @@ def plain_forward_backward(model, x, target):
     model.zero_grad(set_to_none=True)
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -73,10 +62,10 @@ def main() -> None:
         model, source = model_for(name)
         with torch.no_grad():
             target = model(images).argmax(-1)
-        baseline = median_seconds(lambda: plain_forward_backward(model, images, target), args.repeats)
+        baseline = median_seconds(lambda: plain_forward_backward(model, images, target), args.repeats, warmup=True)
         row = {"source": source, "forward_backward_s": round(baseline, 5)}
         for rules in ("dtd", "lrp0"):
-            seconds = median_seconds(lambda: relevance(model, images, target, rules), args.repeats)
+            seconds = median_seconds(lambda: relevance(model, images, target, rules), args.repeats, warmup=True)
             row[f"{rules}_s"] = round(seconds, 5)
             row[f"{rules}_ratio"] = round(seconds / baseline, 3)
         row["within_target"] = row["dtd_ratio"] <= 3.0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 
 from interp.errors import InterpError
@@ -24,3 +27,16 @@ def resolve_dtype(name: str | None) -> torch.dtype:
     if name not in DTYPES:
         raise InterpError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPES)}")
     return DTYPES[name]
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with `n` torch CPU threads (at least 1), then restore the previous setting, so that
+    in-process callers (tests, the app) keep theirs. On 2 cores, give concurrent jobs 1 thread each:
+    two 2-thread jobs side by side run many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

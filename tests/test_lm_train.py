@@ -46,8 +46,8 @@ def test_cli_train_and_evaluate_json(tmp_path, run_cli):
     assert code == 0, stdout
     assert json.loads(stdout)["arch"] == "gelu"
     metrics = json.loads((out / "metrics.json").read_text())
-    torch.set_num_threads(threads)  # --threads set it for this whole test process
     assert metrics["options"]["wd"] == 0.1 and "--wd 0.1" in metrics["command"] and metrics["torch_threads"] == 1
+    assert torch.get_num_threads() == threads  # --threads applies to the command only
     code, stdout, _ = run_cli("evaluate", out, "--json")
     assert code == 0
     data = json.loads(stdout)

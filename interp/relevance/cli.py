@@ -10,21 +10,16 @@ from typing import Any
 
 
 def _train_cnn(args: argparse.Namespace) -> dict[str, Any]:
-    import torch
-
+    from interp.device import torch_threads
     from interp.train.cnn import CNNTrainOptions, train_and_save_cnn
 
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(max(1, args.threads))
     options = CNNTrainOptions(dataset=args.dataset, epochs=args.epochs, channels=tuple(args.channels),
                               kernel=args.kernel, pool=args.pool, bias=args.bias, lr=args.lr,
                               batch_size=args.batch_size, seed=args.seed)
     command = "interp " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("interp") else None
-    try:
+    with torch_threads(args.threads):
         metrics = train_and_save_cnn(args.out, options, data_dir=args.data_dir, quiet=args.quiet, command=command,
                                      force=args.force)
-    finally:
-        torch.set_num_threads(threads_before)  # in-process callers (tests, the app) keep their setting
     return {"out": str(args.out), **{k: metrics[k] for k in ("test_accuracy", "train_accuracy", "n_params",
                                                                "train_seconds", "epochs")}}
 

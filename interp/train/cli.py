@@ -11,10 +11,9 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from interp.data.images import DATASETS, load_image_dataset
-from interp.device import resolve_device
+from interp.device import resolve_device, torch_threads
 from interp.errors import InterpError
 from interp.models.checkpoints import load_classifier
 from interp.models.bilinear import count_parameters
@@ -42,10 +41,10 @@ def train_classifier_command(args: argparse.Namespace) -> dict[str, Any]:
                            embed=args.embed or None, bias=args.bias, noise=args.noise, wd=args.wd, lr=args.lr,
                            batch_size=args.batch_size, seed=args.seed, warmup_frac=args.warmup,
                            rank_penalty=args.rank_penalty, rank_keep=args.rank_keep, rank_every=args.rank_every)
-    torch.set_num_threads(min(args.threads, torch.get_num_threads()))
     command = _canonical_command(args)
-    metrics = train_and_save(args.out, options, data_dir=args.data_dir, quiet=args.quiet, command=command,
-                             force=args.force, device=resolve_device(args.device))
+    with torch_threads(args.threads):
+        metrics = train_and_save(args.out, options, data_dir=args.data_dir, quiet=args.quiet, command=command,
+                                 force=args.force, device=resolve_device(args.device))
     return {"out": str(args.out), **{k: metrics[k] for k in ("test_accuracy", "train_accuracy", "n_params",
                                                              "train_seconds", "arch", "dataset")}}
 

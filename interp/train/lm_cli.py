@@ -8,9 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from interp.device import resolve_device, resolve_dtype
+from interp.device import resolve_device, resolve_dtype, torch_threads
 
 
 def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
@@ -20,8 +18,8 @@ def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
                              d_mlp=args.d_mlp, n_ctx=args.n_ctx, steps=args.steps, batch_size=args.batch_size,
                              lr=args.lr, wd=args.wd, seed=args.seed)
     resolve_dtype(args.dtype)
-    torch.set_num_threads(min(args.threads, torch.get_num_threads()))
-    _, result = train_lm(options, out=args.out, device=str(resolve_device(args.device)), quiet=args.quiet)
+    with torch_threads(args.threads):
+        _, result = train_lm(options, out=args.out, device=str(resolve_device(args.device)), quiet=args.quiet)
     return {"out": str(args.out), **result.to_dict()}
 
 
@@ -30,13 +28,13 @@ def _train_dictionaries(kind: str):
         from interp.models.lm import load_lm
         from interp.train.dictionaries import DictTrainOptions, train_dictionaries
 
-        torch.set_num_threads(min(args.threads, torch.get_num_threads()))
         lm = load_lm(args.model, device=str(resolve_device(args.device)), dtype=resolve_dtype(args.dtype))
         options = DictTrainOptions(kind=kind, variant=args.variant, expansion=args.expansion, k=args.k, l1=args.l1,
                                    steps=args.steps, batch_size=args.batch_size, lr=args.lr, n_tokens=args.n_tokens,
                                    seed=args.seed)
         model_ref = os.path.relpath(Path(args.model).resolve(), Path(args.out).resolve())
-        _, result = train_dictionaries(lm, options, out=args.out, model_ref=model_ref, quiet=args.quiet)
+        with torch_threads(args.threads):
+            _, result = train_dictionaries(lm, options, out=args.out, model_ref=model_ref, quiet=args.quiet)
         return {"out": str(args.out), **result.to_dict()}
     return handler
 
