@@ -26,7 +26,7 @@ test: system-deps venv
 	.venv/bin/python -m pytest -q tests
 
 bench: venv
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf .venv build *.egg-info
