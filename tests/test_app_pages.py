@@ -3,6 +3,7 @@ widgets and charts it should, on the shipped checkpoints (and on folders given a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,19 @@ def test_models_reads_folders_given_at_start_and_refuses_others(monkeypatch, tmp
     at.text_input(key="other_folder").input(str(given / "tiny-bilinear")).run()
     assert not at.error
     assert len(at.json) == 3 and '"n_params": 1104' in at.json[2].value.replace("\n", "")
+
+
+def test_models_plots_a_recorded_learning_curve(monkeypatch, tmp_path):
+    curve = [{"step": s, "loss": 3.0 / s, "induction": 0.5, "ioi": s / 40, "ioi_logit_diff": 1.0} for s in (10, 20, 30)]
+    save_classifier(tmp_path / "with-curve", BilinearClassifier(d_in=64, n_classes=10, d_hidden=4), "digits",
+                    metrics={"learning_curve": curve})
+    monkeypatch.setenv(catalog.ENV_CHECKPOINTS, str(tmp_path))
+    at = run_page("1_Models.py")
+    assert not at.exception
+    (chart,) = plotly_charts(at)
+    traces = json.loads(chart.proto.spec)["data"]
+    assert [t["name"] for t in traces] == ["induction", "ioi", "train loss"]
+    assert traces[1]["x"] == [10, 20, 30] and traces[1]["y"] == [0.25, 0.5, 0.75]
 
 
 def test_folders_given_on_the_command_line(monkeypatch, tmp_path):

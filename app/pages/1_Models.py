@@ -5,6 +5,7 @@ import streamlit as st
 
 import ui
 from interp import catalog
+from interp.viz.lm import learning_curve_figure
 
 ui.setup("Models", icon=":material/inventory_2:")
 roots = ui.roots()
@@ -63,6 +64,9 @@ made_by = chosen["metrics"].get("command") or chosen["config"].get("command")
 if made_by:
     st.markdown("Made by")
     st.code(made_by if isinstance(made_by, str) else " ".join(map(str, made_by)), language="bash")
+curve = chosen["metrics"].get("learning_curve")
+if curve:
+    st.plotly_chart(learning_curve_figure(curve, f"{name}: held-out tasks over training"), key="learning_curve")
 left, right = st.columns(2)
 with left:
     st.markdown("**config.json**")

@@ -41,6 +41,11 @@ class LMTrainOptions:
     warmup_steps: int = 100
     seed: int = 0
     n_eval: int = 200  # held-out examples per task at the end
+    tie_embeddings: bool = False  # train with W_U = W_Eᵀ (saved as an ordinary, untied HookedTransformer)
+    eval_every: int = 0  # record the held-out task metrics every N steps (0: only at the end)
+    # Exponential moving average of the weights with this decay (0: off); the saved model is the average.
+    # Late in training held-out-name IOI swings by tens of points between nearby steps; the average does not.
+    ema: float = 0.0
 
 
 @dataclass
@@ -62,6 +67,18 @@ class LMTrainResult(Result):
     final_train_loss: float
     n_params: int
     eval: dict[str, Any] = field(default_factory=dict)
+    # [{"step", "loss", "<task>": accuracy, ...}] every `eval_every` steps: how each task is learned (and, for
+    # held-out IOI names, unlearned) over training. Evaluation time is not counted in train_seconds.
+    learning_curve: list[dict[str, float]] = field(default_factory=list)
+
+
+def curve_point(evaluation: LMEvalResult, step: int, loss: float) -> dict[str, float]:
+    """One learning-curve entry: the held-out task accuracies (and IOI logit difference) at `step`."""
+    tasks = evaluation.tasks
+    point = {"step": step, "loss": round(loss, 4)}
+    point.update({task: round(metrics["accuracy"], 4) for task, metrics in tasks.items()})
+    point["ioi_logit_diff"] = round(tasks["ioi"]["logit_diff"], 4)
+    return point
 
 
 def lr_at(step: int, options: LMTrainOptions) -> float:
@@ -77,6 +94,31 @@ def lm_loss(model: HookedTransformer, tokens: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
 
 
+class _TransposeOf(torch.nn.Module):
+    """A parametrization that replaces a weight with the transpose of another module's `W_E`."""
+
+    def __init__(self, embed: torch.nn.Module) -> None:
+        super().__init__()
+        self.embed = [embed]  # in a list so that the embedding is not registered (and saved) twice
+
+    def forward(self, _unused: torch.Tensor) -> torch.Tensor:
+        return self.embed[0].W_E.T
+
+
+def tie_unembedding(model: HookedTransformer) -> None:
+    """Make `unembed.W_U` read `embed.W_Eᵀ` during training. Tying gives every token the same direction in and
+    out, so a head that copies a token's embedding raises that token's logit whether or not the token was ever
+    an answer of the task that trained the head (held-out IOI names). `untie_unembedding` undoes it."""
+    torch.nn.utils.parametrize.register_parametrization(model.unembed, "W_U", _TransposeOf(model.embed), unsafe=True)
+    model.unembed.parametrizations.W_U.original.requires_grad_(False)
+
+
+def untie_unembedding(model: HookedTransformer) -> None:
+    """Freeze the tied value into a plain `W_U` parameter (so checkpoints stay ordinary HookedTransformers)."""
+    torch.nn.utils.parametrize.remove_parametrizations(model.unembed, "W_U", leave_parametrized=True)
+    model.unembed.W_U.requires_grad_(True)
+
+
 def train_lm(options: LMTrainOptions, out: str | Path | None = None, device: str = "cpu",
              quiet: bool = False) -> tuple[LoadedLM, LMTrainResult]:
     """Train one LM on fresh corpus batches; save it (with its eval metrics) to `out` if given."""
@@ -90,14 +132,24 @@ def train_lm(options: LMTrainOptions, out: str | Path | None = None, device: str
     cfg.device = str(device)
     torch.manual_seed(options.seed)
     model = build_lm(cfg).to(device, print_details=False)
+    if options.tie_embeddings:
+        tie_unembedding(model)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": options.wd},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=options.lr, betas=(0.9, 0.98))
+    averaged = None
+    if options.ema:
+        if not 0 < options.ema < 1:
+            raise InterpError(f"--ema must be a decay in (0, 1), got {options.ema}")
+        averaged = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(options.ema))
     rng = random.Random(options.seed)
     model.train()
     start = time.perf_counter()
+    eval_seconds = 0.0
+    curve: list[dict[str, float]] = []
     loss_value = float("nan")
     bar = tqdm(range(options.steps), desc=f"train lm ({options.arch})", disable=quiet, mininterval=1.0)
     for step in bar:
@@ -111,10 +163,24 @@ def train_lm(options: LMTrainOptions, out: str | Path | None = None, device: str
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
+        if averaged is not None:
+            averaged.update_parameters(model)
         loss_value = loss.item()
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss_value:.3f}")
-    seconds = time.perf_counter() - start
+        if options.eval_every and (step + 1) % options.eval_every == 0 and step + 1 < options.steps:
+            eval_start = time.perf_counter()
+            model.eval()
+            evaluated = averaged.module if averaged is not None else model
+            evaluation = evaluate_lm_tasks(LoadedLM(model=evaluated, tokenizer=tokenizer), n=options.n_eval)
+            curve.append(curve_point(evaluation, step + 1, loss_value))
+            model.train()
+            eval_seconds += time.perf_counter() - eval_start
+    seconds = time.perf_counter() - start - eval_seconds
+    if averaged is not None:
+        model.load_state_dict(averaged.module.state_dict())
+    if options.tie_embeddings:
+        untie_unembedding(model)
     model.eval()
     loaded = LoadedLM(model=model, tokenizer=tokenizer)
     evaluation = evaluate_lm_tasks(loaded, n=options.n_eval)
@@ -123,12 +189,17 @@ def train_lm(options: LMTrainOptions, out: str | Path | None = None, device: str
                            train_seconds=seconds, tokens_per_second=tokens_seen / seconds,
                            final_train_loss=loss_value, n_params=sum(p.numel() for p in model.parameters()),
                            eval=evaluation.to_dict())
+    if options.eval_every:
+        result.learning_curve = curve + [curve_point(evaluation, options.steps, loss_value)]
     if out is not None:
         metrics = {**result.to_dict(), "options": asdict(options), "git_commit": git_commit(), **machine_load(),
                    "command": (f"interp train lm --arch {options.arch} --n-layers {options.n_layers} "
                                f"--d-model {options.d_model} --n-heads {options.n_heads} --d-mlp {options.d_mlp} "
                                f"--n-ctx {options.n_ctx} --steps {options.steps} --batch-size {options.batch_size} "
-                               f"--lr {options.lr} --wd {options.wd} --seed {options.seed} --out {out}")}
+                               f"--lr {options.lr} --wd {options.wd} --seed {options.seed}"
+                               f"{' --tie-embeddings' if options.tie_embeddings else ''}"
+                               f"{f' --eval-every {options.eval_every}' if options.eval_every else ''}"
+                               f"{f' --ema {options.ema}' if options.ema else ''} --out {out}")}
         save_lm(out, model, tokenizer, metrics, extra={"train_options": asdict(options)})
         loaded.path = Path(out)
     loaded.metrics = result.to_dict()
@@ -176,8 +247,19 @@ def _ioi_metrics(lm: LoadedLM, examples: list[corpus.TaskExample]) -> dict[str, 
     contrast = torch.tensor([tok.token_id(e.contrast) for e in examples])
     rows = torch.arange(len(examples))
     diff = logits[rows, target] - logits[rows, contrast]
-    return {"accuracy": (logits.argmax(-1) == target).float().mean().item(), "logit_diff": diff.mean().item(),
-            "io_over_s_fraction": (diff > 0).float().mean().item(), "n": len(examples)}
+    top = logits.argmax(-1)
+    # Where the top-1 prediction goes: the IO, the subject, a name that answers IOI in training (the prior a
+    # model learns when held-out names never do), another name, or any other word.
+    training_names = {tok.token_id(w) for w in corpus.NAMES[:corpus.N_TRAIN_NAMES] if w in tok.index}
+    all_names = {tok.token_id(w) for w in corpus.NAMES if w in tok.index}
+    kinds = {"io": 0, "s": 0, "ioi_training_name": 0, "other_name": 0, "other": 0}
+    for predicted, io, s in zip(top.tolist(), target.tolist(), contrast.tolist()):
+        kind = ("io" if predicted == io else "s" if predicted == s else "ioi_training_name"
+                if predicted in training_names else "other_name" if predicted in all_names else "other")
+        kinds[kind] += 1
+    return {"accuracy": (top == target).float().mean().item(), "logit_diff": diff.mean().item(),
+            "io_over_s_fraction": (diff > 0).float().mean().item(), "n": len(examples),
+            "top1": {kind: count / max(1, len(examples)) for kind, count in kinds.items()}}
 
 
 @torch.no_grad()

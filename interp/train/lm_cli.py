@@ -16,7 +16,7 @@ def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
 
     options = LMTrainOptions(arch=args.arch, n_layers=args.n_layers, d_model=args.d_model, n_heads=args.n_heads,
                              d_mlp=args.d_mlp, n_ctx=args.n_ctx, steps=args.steps, batch_size=args.batch_size,
-                             lr=args.lr, wd=args.wd, seed=args.seed)
+                             lr=args.lr, wd=args.wd, seed=args.seed, tie_embeddings=args.tie_embeddings, eval_every=args.eval_every, ema=args.ema)
     resolve_dtype(args.dtype)
     with torch_threads(args.threads):
         _, result = train_lm(options, out=args.out, device=str(resolve_device(args.device)), quiet=args.quiet)
@@ -72,6 +72,12 @@ def register(cli) -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--wd", type=float, default=0.05, help="AdamW weight decay on matrices")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tie-embeddings", action="store_true",
+                   help="train with the unembedding tied to the embedding (W_U = W_E^T); saved untied")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="keep an exponential moving average of the weights with this decay and save it (0: off)")
+    p.add_argument("--eval-every", type=int, default=0,
+                   help="record held-out task metrics every N steps in metrics.json's learning_curve (0: off)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     for name, kind, help_text in (("transcoders", "transcoder", "train one transcoder per MLP layer of an LM"),
                                   ("attn-saes", "attn_sae", "train one SAE per attention output of an LM")):

@@ -33,3 +33,18 @@ def dictionary_layers_figure(evaluation: dict[str, Any], title: str = "Dictionar
                       yaxis=dict(title="fraction", range=[0, 1.05]),
                       yaxis2=dict(title="L0", overlaying="y", side="right", rangemode="tozero"))
     return fig
+
+
+def learning_curve_figure(curve: list[dict[str, float]], title: str = "Held-out tasks over training") -> go.Figure:
+    """Held-out task accuracy against training step (an LM's `learning_curve` from `--eval-every`), with the
+    training loss on a second axis."""
+    steps = [point["step"] for point in curve]
+    fig = go.Figure()
+    tasks = [key for key in curve[0] if key not in ("step", "loss", "ioi_logit_diff")] if curve else []
+    for task in tasks:
+        fig.add_scatter(name=task, x=steps, y=[point.get(task) for point in curve], mode="lines+markers")
+    fig.add_scatter(name="train loss", x=steps, y=[point.get("loss") for point in curve], mode="lines",
+                    line=dict(dash="dot", color="gray"), yaxis="y2")
+    fig.update_layout(title=title, xaxis_title="step", yaxis=dict(title="held-out accuracy", range=[0, 1.05]),
+                      yaxis2=dict(title="loss", overlaying="y", side="right", rangemode="tozero"))
+    return fig
