@@ -16,7 +16,8 @@ from interp.train.dictionaries import (DictTrainOptions, ShuffledBatches, evalua
                                        train_dictionaries)
 from interp.train.lm import LMTrainOptions, train_lm
 
-TINY_LM = dict(n_layers=2, d_model=32, n_heads=2, d_mlp=64, n_ctx=32, batch_size=8, lr=3e-3, warmup_steps=2, n_eval=4)
+TINY_LM = dict(n_layers=2, d_model=32, n_heads=2, d_mlp=64, n_ctx=32, batch_size=8, lr=3e-3, warmup_steps=2, n_eval=4,
+               wd=0.05, ema=0.0)
 TINY_DICT = dict(expansion=2, k=4, steps=40, batch_size=64, n_tokens=1500, lr=3e-3)
 
 

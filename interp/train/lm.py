@@ -24,28 +24,7 @@ from interp.errors import InterpError
 from interp.io import git_commit, machine_load
 from interp.models.lm import ARCHS, LoadedLM, build_lm, make_lm_config, save_lm
 from interp.results import Result
-
-
-@dataclass
-class LMTrainOptions:
-    arch: str = "bilinear"
-    n_layers: int = 2
-    d_model: int = 128
-    n_heads: int = 4
-    d_mlp: int = 512
-    n_ctx: int = 64
-    steps: int = 2000
-    batch_size: int = 32
-    lr: float = 2e-3
-    wd: float = 0.05
-    warmup_steps: int = 100
-    seed: int = 0
-    n_eval: int = 200  # held-out examples per task at the end
-    tie_embeddings: bool = False  # train with W_U = W_Eᵀ (saved as an ordinary, untied HookedTransformer)
-    eval_every: int = 0  # record the held-out task metrics every N steps (0: only at the end)
-    # Exponential moving average of the weights with this decay (0: off); the saved model is the average.
-    # Late in training held-out-name IOI swings by tens of points between nearby steps; the average does not.
-    ema: float = 0.0
+from interp.train.lm_options import LMTrainOptions
 
 
 @dataclass

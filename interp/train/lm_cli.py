@@ -59,22 +59,26 @@ def _evaluate_dictionaries(path: Path, args: argparse.Namespace) -> dict[str, An
 
 
 def register(cli) -> None:
+    from interp.train.lm_options import LMTrainOptions  # the CLI's defaults are the library's (the shipped recipe)
+
+    LM_DEFAULTS = LMTrainOptions()
     p = cli.add_train("lm", _train_lm, "train a small LM (bilinear or GELU MLPs) on the synthetic corpus")
     p.add_argument("--arch", choices=["bilinear", "gelu"], default="bilinear")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
-    p.add_argument("--n-layers", type=int, default=2)
-    p.add_argument("--d-model", type=int, default=128)
-    p.add_argument("--n-heads", type=int, default=4)
-    p.add_argument("--d-mlp", type=int, default=256)
-    p.add_argument("--n-ctx", type=int, default=64)
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--wd", type=float, default=0.05, help="AdamW weight decay on matrices")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-layers", type=int, default=LM_DEFAULTS.n_layers)
+    p.add_argument("--d-model", type=int, default=LM_DEFAULTS.d_model)
+    p.add_argument("--n-heads", type=int, default=LM_DEFAULTS.n_heads)
+    p.add_argument("--d-mlp", type=int, default=LM_DEFAULTS.d_mlp)
+    p.add_argument("--n-ctx", type=int, default=LM_DEFAULTS.n_ctx)
+    p.add_argument("--steps", type=int, default=LM_DEFAULTS.steps)
+    p.add_argument("--batch-size", type=int, default=LM_DEFAULTS.batch_size)
+    p.add_argument("--lr", type=float, default=LM_DEFAULTS.lr)
+    p.add_argument("--wd", type=float, default=LM_DEFAULTS.wd,
+                   help="AdamW weight decay on matrices (strong decay is what lets IOI work on held-out names)")
+    p.add_argument("--seed", type=int, default=LM_DEFAULTS.seed)
     p.add_argument("--tie-embeddings", action="store_true",
                    help="train with the unembedding tied to the embedding (W_U = W_E^T); saved untied")
-    p.add_argument("--ema", type=float, default=0.0,
+    p.add_argument("--ema", type=float, default=LM_DEFAULTS.ema,
                    help="keep an exponential moving average of the weights with this decay and save it (0: off)")
     p.add_argument("--eval-every", type=int, default=0,
                    help="record held-out task metrics every N steps in metrics.json's learning_curve (0: off)")
