@@ -53,6 +53,7 @@ def test_learning_curve_records_held_out_tasks_through_training(tmp_path):
     assert curve[-1]["ioi"] == round(result.eval["tasks"]["ioi"]["accuracy"], 4)
     saved = json.loads((tmp_path / "c" / "metrics.json").read_text())
     assert saved["learning_curve"] == curve and "--eval-every 10" in saved["command"]
+    assert "--ema 0.0" in saved["command"]  # spelled out: the CLI's default is not 0
 
 
 def test_ema_saves_the_moving_average_of_the_weights():

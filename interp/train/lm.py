@@ -178,7 +178,7 @@ def train_lm(options: LMTrainOptions, out: str | Path | None = None, device: str
                                f"--lr {options.lr} --wd {options.wd} --seed {options.seed}"
                                f"{' --tie-embeddings' if options.tie_embeddings else ''}"
                                f"{f' --eval-every {options.eval_every}' if options.eval_every else ''}"
-                               f"{f' --ema {options.ema}' if options.ema else ''} --out {out}")}
+                               f" --ema {options.ema} --out {out}")}
         save_lm(out, model, tokenizer, metrics, extra={"train_options": asdict(options)})
         loaded.path = Path(out)
     loaded.metrics = result.to_dict()

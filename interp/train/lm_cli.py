@@ -16,7 +16,8 @@ def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
 
     options = LMTrainOptions(arch=args.arch, n_layers=args.n_layers, d_model=args.d_model, n_heads=args.n_heads,
                              d_mlp=args.d_mlp, n_ctx=args.n_ctx, steps=args.steps, batch_size=args.batch_size,
-                             lr=args.lr, wd=args.wd, seed=args.seed, tie_embeddings=args.tie_embeddings, eval_every=args.eval_every, ema=args.ema)
+                             lr=args.lr, wd=args.wd, seed=args.seed, tie_embeddings=args.tie_embeddings,
+                             eval_every=args.eval_every, ema=args.ema)
     resolve_dtype(args.dtype)
     with torch_threads(args.threads):
         _, result = train_lm(options, out=args.out, device=str(resolve_device(args.device)), quiet=args.quiet)
@@ -61,27 +62,28 @@ def _evaluate_dictionaries(path: Path, args: argparse.Namespace) -> dict[str, An
 def register(cli) -> None:
     from interp.train.lm_options import LMTrainOptions  # the CLI's defaults are the library's (the shipped recipe)
 
-    LM_DEFAULTS = LMTrainOptions()
+    defaults = LMTrainOptions()
     p = cli.add_train("lm", _train_lm, "train a small LM (bilinear or GELU MLPs) on the synthetic corpus")
     p.add_argument("--arch", choices=["bilinear", "gelu"], default="bilinear")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
-    p.add_argument("--n-layers", type=int, default=LM_DEFAULTS.n_layers)
-    p.add_argument("--d-model", type=int, default=LM_DEFAULTS.d_model)
-    p.add_argument("--n-heads", type=int, default=LM_DEFAULTS.n_heads)
-    p.add_argument("--d-mlp", type=int, default=LM_DEFAULTS.d_mlp)
-    p.add_argument("--n-ctx", type=int, default=LM_DEFAULTS.n_ctx)
-    p.add_argument("--steps", type=int, default=LM_DEFAULTS.steps)
-    p.add_argument("--batch-size", type=int, default=LM_DEFAULTS.batch_size)
-    p.add_argument("--lr", type=float, default=LM_DEFAULTS.lr)
-    p.add_argument("--wd", type=float, default=LM_DEFAULTS.wd,
+    p.add_argument("--n-layers", type=int, default=defaults.n_layers)
+    p.add_argument("--d-model", type=int, default=defaults.d_model)
+    p.add_argument("--n-heads", type=int, default=defaults.n_heads)
+    p.add_argument("--d-mlp", type=int, default=defaults.d_mlp)
+    p.add_argument("--n-ctx", type=int, default=defaults.n_ctx)
+    p.add_argument("--steps", type=int, default=defaults.steps)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--wd", type=float, default=defaults.wd,
                    help="AdamW weight decay on matrices (strong decay is what lets IOI work on held-out names)")
-    p.add_argument("--seed", type=int, default=LM_DEFAULTS.seed)
+    p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--tie-embeddings", action="store_true",
                    help="train with the unembedding tied to the embedding (W_U = W_E^T); saved untied")
-    p.add_argument("--ema", type=float, default=LM_DEFAULTS.ema,
+    p.add_argument("--ema", type=float, default=defaults.ema,
                    help="keep an exponential moving average of the weights with this decay and save it (0: off)")
     p.add_argument("--eval-every", type=int, default=0,
-                   help="record held-out task metrics every N steps in metrics.json's learning_curve (0: off)")
+                   help="record held-out task metrics (of the averaged weights, with --ema) every N steps in "
+                        "metrics.json's learning_curve (0: off)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     for name, kind, help_text in (("transcoders", "transcoder", "train one transcoder per MLP layer of an LM"),
                                   ("attn-saes", "attn_sae", "train one SAE per attention output of an LM")):
