@@ -99,6 +99,20 @@ def test_models_plots_a_recorded_learning_curve(monkeypatch, tmp_path):
     assert traces[1]["x"] == [10, 20, 30] and traces[1]["y"] == [0.25, 0.5, 0.75]
 
 
+def test_models_plots_a_dictionaries_folder_per_layer(project_roots):
+    dictionaries = [c.name for c in catalog.list_checkpoints(catalog.roots_from([], environ={}))
+                    if "layers" in (c.metrics.get("eval") or {})]
+    if not dictionaries:
+        pytest.skip("no dictionaries shipped")
+    at = run_page("1_Models.py")
+    before = len(plotly_charts(at))
+    at.selectbox(key="checkpoint").select(dictionaries[0]).run()
+    assert not at.exception
+    assert len(plotly_charts(at)) == before + 1
+    traces = json.loads(plotly_charts(at)[-1].proto.spec)["data"]
+    assert [t["name"] for t in traces] == ["CE loss recovered", "1 − FVU", "live fraction", "L0"]
+
+
 def test_folders_given_on_the_command_line(monkeypatch, tmp_path):
     # `streamlit run app/Home.py -- --checkpoints DIR --circuits DIR` hands the script this argv.
     given = tmp_path / "from-argv"

@@ -5,7 +5,7 @@ import streamlit as st
 
 import ui
 from interp import catalog
-from interp.viz.lm import learning_curve_figure
+from interp.viz.lm import dictionary_layers_figure, learning_curve_figure, task_accuracy_figure
 
 ui.setup("Models", icon=":material/inventory_2:")
 roots = ui.roots()
@@ -47,13 +47,8 @@ if classifiers:
 
 lms = [r for r in rows if catalog.task_metrics(r["metrics"])]
 if lms:
-    fig = go.Figure()
-    for r in lms:
-        tasks = catalog.task_metrics(r["metrics"])
-        names = [t for t, v in tasks.items() if isinstance(v, dict) and isinstance(v.get("accuracy"), (int, float))]
-        fig.add_trace(go.Bar(name=r["name"], x=names, y=[tasks[t]["accuracy"] for t in names]))
-    fig.update_layout(title="Held-out task accuracy of the language models", barmode="group", yaxis_range=[0, 1.05],
-                      height=320, margin=dict(l=40, r=20, t=50, b=40))
+    fig = task_accuracy_figure({r["name"]: {"tasks": catalog.task_metrics(r["metrics"])} for r in lms})
+    fig.update_layout(height=320, margin=dict(l=40, r=20, t=50, b=40))
     st.plotly_chart(fig, key="lm_task_chart")
 
 st.subheader("Config and metrics")
@@ -67,6 +62,9 @@ if made_by:
 curve = chosen["metrics"].get("learning_curve")
 if curve:
     st.plotly_chart(learning_curve_figure(curve, f"{name}: held-out tasks over training"), key="learning_curve")
+dictionary_eval = chosen["metrics"].get("eval")
+if isinstance(dictionary_eval, dict) and "layers" in dictionary_eval:
+    st.plotly_chart(dictionary_layers_figure(dictionary_eval, name), key="dictionary_chart")
 left, right = st.columns(2)
 with left:
     st.markdown("**config.json**")

@@ -10,8 +10,8 @@ Among ordinary sentences ("the old dog sees a red ball ."), training text contai
 
 Held-out evaluation sets use IOI templates, names, places and objects that never occur in an IOI
 training sentence (the held-out names, places and objects do occur in ordinary sentences and
-induction spans, so the model has embeddings for them and has learned to output them), fresh random induction spans and fresh bracket lines. Each task
-has a function returning `TaskExample`s (prompt, target word, contrast word) for circuit recipes.
+induction spans, so the model has embeddings for them and has learned to output them), fresh random
+induction spans and fresh bracket lines. Each task has a function returning `TaskExample`s (prompt, target word, contrast word) for circuit recipes.
 Everything random draws from an explicitly seeded `random.Random`.
 """
 

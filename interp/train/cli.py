@@ -11,7 +11,6 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-
 from interp.data.images import DATASETS, load_image_dataset
 from interp.device import resolve_device, torch_threads
 from interp.errors import InterpError

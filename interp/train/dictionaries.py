@@ -39,6 +39,7 @@ from interp.models.dictionaries import (DICTIONARY_TYPES, check_dictionaries_fit
                                         output_hook)
 from interp.models.lm import LoadedLM
 from interp.results import Result
+from interp.train.options import DictTrainOptions
 
 VARIANTS = ("relu", "topk")
 
@@ -173,21 +174,6 @@ class ShuffledBatches:
 
 
 # ---------------------------------------------------------------- training
-
-
-@dataclass
-class DictTrainOptions:
-    kind: str = "transcoder"  # transcoder | attn_sae
-    variant: str = "topk"  # relu | topk
-    expansion: int = 2  # d_sae = expansion × d_model
-    k: int = 32  # TopK
-    l1: float = 5.0  # ReLU: SAE-Lens l1_coefficient
-    steps: int = 3000
-    batch_size: int = 512
-    lr: float = 1e-3
-    n_tokens: int = 150_000  # cached training tokens per layer
-    seed: int = 0
-    layers: list[int] | None = None  # None: every layer
 
 
 def make_training_sae(options: DictTrainOptions, d_model: int, metadata: dict[str, Any]) -> SAE:

@@ -24,7 +24,7 @@ from interp.errors import InterpError
 from interp.io import git_commit, machine_load
 from interp.models.lm import ARCHS, LoadedLM, build_lm, make_lm_config, save_lm
 from interp.results import Result
-from interp.train.lm_options import LMTrainOptions
+from interp.train.options import LMTrainOptions
 
 
 @dataclass

@@ -60,7 +60,7 @@ def _evaluate_dictionaries(path: Path, args: argparse.Namespace) -> dict[str, An
 
 
 def register(cli) -> None:
-    from interp.train.lm_options import LMTrainOptions  # the CLI's defaults are the library's (the shipped recipe)
+    from interp.train.options import DictTrainOptions, LMTrainOptions  # the CLI's defaults are the library's
 
     defaults = LMTrainOptions()
     p = cli.add_train("lm", _train_lm, "train a small LM (bilinear or GELU MLPs) on the synthetic corpus")
@@ -85,20 +85,21 @@ def register(cli) -> None:
                    help="record held-out task metrics (of the averaged weights, with --ema) every N steps in "
                         "metrics.json's learning_curve (0: off)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    dict_defaults = DictTrainOptions()
     for name, kind, help_text in (("transcoders", "transcoder", "train one transcoder per MLP layer of an LM"),
                                   ("attn-saes", "attn_sae", "train one SAE per attention output of an LM")):
         p = cli.add_train(name, _train_dictionaries(kind), help_text)
         p.add_argument("--model", type=Path, required=True, help="LM checkpoint folder")
         p.add_argument("--out", type=Path, required=True, help="dictionaries folder to write")
-        p.add_argument("--variant", choices=["topk", "relu"], default="topk")
-        p.add_argument("--expansion", type=int, default=2, help="d_sae = expansion × d_model")
-        p.add_argument("--k", type=int, default=32, help="active features per token (topk)")
-        p.add_argument("--l1", type=float, default=5.0, help="L1 coefficient (relu)")
-        p.add_argument("--steps", type=int, default=3000)
-        p.add_argument("--batch-size", type=int, default=512)
-        p.add_argument("--lr", type=float, default=1e-3)
-        p.add_argument("--n-tokens", type=int, default=150_000, help="cached activation tokens per layer")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--variant", choices=["topk", "relu"], default=dict_defaults.variant)
+        p.add_argument("--expansion", type=int, default=dict_defaults.expansion, help="d_sae = expansion × d_model")
+        p.add_argument("--k", type=int, default=dict_defaults.k, help="active features per token (topk)")
+        p.add_argument("--l1", type=float, default=dict_defaults.l1, help="L1 coefficient (relu)")
+        p.add_argument("--steps", type=int, default=dict_defaults.steps)
+        p.add_argument("--batch-size", type=int, default=dict_defaults.batch_size)
+        p.add_argument("--lr", type=float, default=dict_defaults.lr)
+        p.add_argument("--n-tokens", type=int, default=dict_defaults.n_tokens, help="cached activation tokens per layer")
+        p.add_argument("--seed", type=int, default=dict_defaults.seed)
         p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     cli.add_evaluator("lm", _evaluate_lm)
     cli.add_evaluator("dictionaries", _evaluate_dictionaries)

@@ -12,10 +12,10 @@ def task_accuracy_figure(evaluations: dict[str, dict[str, Any]]) -> go.Figure:
     `evaluations` maps a model name to the dict of `evaluate_lm_tasks(...).to_dict()`."""
     fig = go.Figure()
     for name, evaluation in evaluations.items():
-        tasks = evaluation["tasks"]
-        fig.add_bar(name=name, x=list(tasks), y=[tasks[t]["accuracy"] for t in tasks])
-    fig.update_layout(barmode="group", yaxis=dict(title="held-out accuracy", range=[0, 1]),
-                      title="Planted tasks", legend_title="model")
+        tasks = {t: v for t, v in evaluation["tasks"].items() if isinstance(v.get("accuracy"), (int, float))}
+        fig.add_bar(name=name, x=list(tasks), y=[v["accuracy"] for v in tasks.values()])
+    fig.update_layout(barmode="group", yaxis=dict(title="held-out accuracy", range=[0, 1.05]),
+                      title="Held-out task accuracy of the language models", legend_title="model")
     return fig
 
 

@@ -1,6 +1,7 @@
-"""Options of LM training, in a module without heavy imports so that the CLI can read its defaults cheaply.
+"""Options of LM and dictionary training, in a module without heavy imports so that the CLI can read its
+defaults cheaply (the CLI's defaults are these).
 
-The defaults are the recipe of the shipped `checkpoints/lm-bilinear` and `checkpoints/lm-gelu`.
+The defaults are the recipes of the shipped `checkpoints/lm-*` models and their `transcoders/` and `attn-saes/`.
 """
 
 from __future__ import annotations
@@ -28,3 +29,18 @@ class LMTrainOptions:
     # Exponential moving average of the weights with this decay (0: off); the saved model is the average.
     # Late in training held-out-name IOI swings by tens of points between nearby steps; the average does not.
     ema: float = 0.998
+
+
+@dataclass
+class DictTrainOptions:
+    kind: str = "transcoder"  # transcoder | attn_sae
+    variant: str = "topk"  # relu | topk
+    expansion: int = 2  # d_sae = expansion × d_model
+    k: int = 32  # TopK
+    l1: float = 5.0  # ReLU: SAE-Lens l1_coefficient
+    steps: int = 3000
+    batch_size: int = 512
+    lr: float = 1e-3
+    n_tokens: int = 150_000  # cached training tokens per layer
+    seed: int = 0
+    layers: list[int] | None = None  # None: every layer
