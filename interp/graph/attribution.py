@@ -29,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from interp.errors import InterpError
+from interp.graph.influence import partial_influence
 from interp.graph.replacement import ReplacementModel, Snapshot
 from interp.results import Result
 
@@ -145,87 +146,156 @@ def logit_targets(replacement: ReplacementModel, snap: Snapshot, target: int | N
             for p, v in zip(top_p[:n], top_v[:n])]
 
 
+@dataclass
+class ActiveSite:
+    """The active features of one site, grouped by position for the edge projection.
+
+    `decoders[p, j]` is activation × decoder row of the j-th active feature at position p (zero
+    padding up to the most active features at any position), so one batched matmul of the
+    gradient at each position with its own few rows gives every edge from this site; `flat` picks
+    the real (pos, slot) entries out of the padded result, in node order.
+    """
+
+    positions: torch.Tensor   # [n] position of each active feature, node order (pos, then feature)
+    features: torch.Tensor    # [n] feature index
+    decoders: torch.Tensor    # [n_pos, k_max, d_out]
+    flat: torch.Tensor        # [n] index into the flattened [n_pos, k_max] result
+
+    @classmethod
+    def gather(cls, acts: torch.Tensor, W_dec: torch.Tensor, first: int) -> "ActiveSite":
+        mask = acts != 0
+        mask[:first] = False
+        pos, feat = mask.nonzero(as_tuple=True)                     # row-major: by position, then feature
+        n_pos = acts.shape[0]
+        counts = torch.bincount(pos, minlength=n_pos)
+        k_max = int(counts.max()) if pos.numel() else 0
+        slot = torch.arange(pos.numel(), device=acts.device) - (counts.cumsum(0) - counts)[pos]
+        decoders = torch.zeros(n_pos, k_max, W_dec.shape[1], dtype=acts.dtype, device=acts.device)
+        decoders[pos, slot] = W_dec[feat].to(acts.dtype) * acts[pos, feat][:, None]
+        return cls(pos, feat, decoders, pos * k_max + slot)
+
+    def edges(self, grad: torch.Tensor) -> torch.Tensor:
+        """[B, n] edges from these features, given the gradient at the site's write [B, n_pos, d_out]."""
+        if self.flat.numel() == 0:
+            return grad.new_zeros(grad.shape[0], 0)
+        along = torch.bmm(grad.transpose(0, 1), self.decoders.transpose(1, 2))     # [n_pos, B, k_max]
+        return along.transpose(0, 1).flatten(1).index_select(1, self.flat)
+
+
 class EdgeEngine:
-    """Computes rows of the adjacency: one forward pass on `batch_size` copies, then one backward
-    pass per batch of up to `batch_size` targets (each copy carries one target's cotangent)."""
+    """Computes rows of the adjacency: one forward pass of the replacement model, then one batched
+    backward pass per batch of up to `batch_size` targets (copy b of the batch carries target b's
+    cotangent).
+
+    The replacement model is linear in its leaves, and its backward pass needs none of the forward
+    values (patterns and normalisation scales are constants), so the forward pass runs on the prompt
+    once and only the backward pass is batched (`is_grads_batched`, a vmap over the backward).
+    Expanding the prompt to `batch_size` copies instead would repeat the whole forward pass,
+    MLPs and attention scores included, `batch_size` times over.
+    """
 
     def __init__(self, replacement: ReplacementModel, snap: Snapshot, zero_bos: bool, batch_size: int):
         self.rep, self.snap, self.batch = replacement, snap, batch_size
         self.n_pos = snap.tokens.numel()
-        self.logits, self.reads, self.leaves = replacement.forward(snap, batch=batch_size, requires_grad=True)
+        # Only the last position's logits are ever a target: unembedding the others is wasted work.
+        self.logits, self.reads, self.leaves = replacement.forward(snap, batch=1, requires_grad=True,
+                                                                   last_position_only=True)
         first = 1 if zero_bos else 0
-        # Active features per site (never at position 0 with zero_bos).
-        self.active = []
-        for acts in snap.acts:
-            mask = acts != 0
-            mask[:first] = False
-            self.active.append(mask.nonzero())           # [n, 2]: (pos, feature)
-        self.error_mask = torch.ones(self.n_pos, dtype=snap.embed.dtype)
+        # Active features per site (never at position 0 with zero_bos), with their decoder rows gathered.
+        self.active = [ActiveSite.gather(acts, site.W_dec, first) for acts, site in zip(snap.acts, replacement.sites)]
+        self.error_mask = torch.ones(self.n_pos, dtype=snap.embed.dtype, device=snap.embed.device)
         self.error_mask[:first] = 0.0
+        self.n_features = sum(a.flat.numel() for a in self.active)
+        self.n_columns = self.n_features + len(replacement.sites) * self.n_pos + self.n_pos
 
     def features(self) -> list[tuple[int, int, int, float]]:
         """(site, pos, feature, activation) of every active feature, in node order."""
         out = []
-        for i, idx in enumerate(self.active):
-            for p, f in idx.tolist():
-                out.append((i, p, f, float(self.snap.acts[i][p, f])))
+        for i, site in enumerate(self.active):
+            values = self.snap.acts[i][site.positions, site.features].tolist()
+            out += [(i, p, f, a) for p, f, a in zip(site.positions.tolist(), site.features.tolist(), values)]
         return out
 
-    def rows(self, targets: list[tuple], progress: tqdm | None = None) -> torch.Tensor:
-        """Edge rows for `targets`: ("feature", site, pos, f) or ("logit", LogitTarget).
-        Columns: all active features (in `features()` order), errors (site-major), tokens."""
-        n_feat = sum(len(a) for a in self.active)
-        n_sites = len(self.rep.sites)
-        n_cols = n_feat + n_sites * self.n_pos + self.n_pos
-        out = torch.zeros(len(targets), n_cols, dtype=self.snap.embed.dtype)
+    def rows(self, targets: list[tuple], out: torch.Tensor | None = None, progress: tqdm | None = None) -> torch.Tensor:
+        """Edge rows for `targets`: ("feature", site, pos, f) or ("logit", LogitTarget), written into
+        `out` [len(targets), n_columns] when given. Columns: all active features (in `features()`
+        order), errors (site-major), tokens."""
+        if out is None:
+            out = torch.zeros(len(targets), self.n_columns, dtype=self.snap.embed.dtype,
+                              device=self.snap.embed.device)
         for start in range(0, len(targets), self.batch):
             chunk = targets[start:start + self.batch]
-            out[start:start + len(chunk)] = self._chunk(chunk, n_feat)[:len(chunk)]
+            out[start:start + len(chunk)] = self._chunk(chunk).to(out.dtype)
             if progress is not None:
                 progress.update(len(chunk))
         return out
 
-    def _chunk(self, chunk: list[tuple], n_feat: int) -> torch.Tensor:
+    def _chunk(self, chunk: list[tuple]) -> torch.Tensor:
         # Group the chunk's targets by where their cotangent goes (a site's read, or -1 for the logits) and
-        # write each group with one indexed assignment: copy b of the batch carries target b.
+        # run one batched backward pass per group: a pass from a site's read only walks the layers below
+        # it, while one pass for a mixed group would walk every layer for every target.
         groups: dict[int, list[int]] = {}
         for b, t in enumerate(chunk):
             groups.setdefault(t[1] if t[0] == "feature" else -1, []).append(b)
-        grads_out: dict[int, torch.Tensor] = {}      # site index -> cotangent on its read; -1 for logits
+        n, device = len(chunk), self.logits.device
+        grads = [leaf.new_zeros(n, *leaf.shape[1:]) for leaf in self.leaves]
         for key, rows in groups.items():
-            rows_t = torch.tensor(rows, dtype=torch.long)
+            rows_t = torch.tensor(rows, dtype=torch.long, device=device)
+            output = self.logits if key == -1 else self.reads[key]
+            cotangent = output.new_zeros(len(rows), *output.shape)          # [b, 1, pos, d]
             if key == -1:
-                grads_out[key] = torch.zeros_like(self.logits)
-                grads_out[key][rows_t, -1] = torch.stack([chunk[b][1].direction for b in rows]).to(self.logits.dtype)
+                directions = torch.stack([chunk[b][1].direction for b in rows])
+                cotangent[:, 0, -1] = directions.to(device, output.dtype)
             else:
-                grads_out[key] = torch.zeros_like(self.reads[key])
-                pos = torch.tensor([chunk[b][2] for b in rows], dtype=torch.long)
-                feats = torch.tensor([chunk[b][3] for b in rows], dtype=torch.long)
-                grads_out[key][rows_t, pos] = self.rep.sites[key].W_enc[:, feats].T.to(self.reads[key].dtype)
-        outputs = [self.logits if k == -1 else self.reads[k] for k in grads_out]
-        grads = torch.autograd.grad(outputs, self.leaves, grad_outputs=list(grads_out.values()),
-                                    retain_graph=True, allow_unused=True)
-        grads = [torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, self.leaves)]
+                pos = torch.tensor([chunk[b][2] for b in rows], dtype=torch.long, device=device)
+                feats = torch.tensor([chunk[b][3] for b in rows], dtype=torch.long, device=device)
+                # The target's encoder row, gathered for these targets only.
+                cotangent[torch.arange(len(rows), device=device), 0, pos] = \
+                    self.rep.sites[key].W_enc[:, feats].T.to(output.dtype)
+            found = torch.autograd.grad([output], self.leaves, grad_outputs=[cotangent], retain_graph=True,
+                                        allow_unused=True, is_grads_batched=True)
+            for g, leaf_grads in zip(found, grads):
+                if g is not None:
+                    leaf_grads[rows_t] = g[:, 0]
         feature_cols, error_cols = [], []
-        for i, site in enumerate(self.rep.sites):
+        for i, active in enumerate(self.active):
             g = grads[i + 1]                                             # [B, pos, d]
-            p, f = self.active[i][:, 0], self.active[i][:, 1]
-            # edge = activation × (gradient at its position · its decoder row), for active features only.
-            # Project onto every decoder row first ([B, pos, d_sae], one matmul) and then pick the active
-            # (pos, feature) pairs: gathering g at each active position instead builds a [B, n_active, d]
-            # copy, which dominated the cost.
-            d_sae = site.W_dec.shape[0]
-            along = (g @ site.W_dec.to(g.dtype).T).flatten(1).index_select(1, p * d_sae + f)
-            feature_cols.append(along * self.snap.acts[i][p, f][None])
+            # edge = activation × (gradient at its position · its decoder row), active features only.
+            feature_cols.append(active.edges(g))
             error_cols.append((g * self.snap.errors[i][None]).sum(-1) * self.error_mask)
         token_cols = (grads[0] * self.snap.embed[None]).sum(-1)          # [B, pos]
         return torch.cat(feature_cols + error_cols + [token_cols], dim=1)
 
 
-def _influence_order(partial: torch.Tensor, logit_weights: torch.Tensor) -> torch.Tensor:
-    from interp.graph.prune import node_influence
+# Peak bytes of pruning and scoring a graph, as a multiple of its adjacency: row-normalised copies,
+# the edge-influence matrix, and the sort (values and int64 indices) that finds the edge threshold.
+PRUNE_MEMORY_FACTOR = 9
 
-    return node_influence(partial, logit_weights)
+
+def estimate_memory(n_active: int, n_nodes: int, n_columns: int, n_logits: int, capped: bool,
+                    itemsize: int = 4) -> int:
+    """Bytes the graph needs beyond the model: the row buffer (capped) or the whole adjacency, then pruning."""
+    adjacency = n_nodes * n_nodes * itemsize
+    build = (n_active + n_logits) * n_columns * itemsize if capped else 0
+    return max(build + adjacency, adjacency * PRUNE_MEMORY_FACTOR)
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for the graph: free GPU memory on CUDA, MemAvailable of /proc/meminfo on the CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 2 ** 62
+
+
+def _phase(desc: str, total: int, progress: bool) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="row", disable=not progress, leave=False, dynamic_ncols=True)
 
 
 def attribute(replacement: ReplacementModel, tokens: torch.Tensor, *, prompt: str = "",
@@ -233,59 +303,106 @@ def attribute(replacement: ReplacementModel, tokens: torch.Tensor, *, prompt: st
               target: int | None = None, contrast: tuple[int, int] | None = None,
               max_n_logits: int = 10, desired_logit_prob: float = 0.95, max_feature_nodes: int | None = None,
               batch_size: int = 64, zero_bos: bool = True, progress: bool = False,
-              model_name: str = "") -> AttributionGraph:
+              model_name: str = "", update_interval: int = 4, max_memory: int | None = None) -> AttributionGraph:
     """Build the attribution graph of `tokens` [pos] (BOS first) in the local replacement model.
 
-    With `max_feature_nodes`, feature rows are computed in order of influence on the logits (as
-    circuit-tracer does): after the logit rows, repeatedly estimate every feature's influence from
-    the rows so far and compute the rows of the most influential features not yet visited.
+    With `max_feature_nodes` below the number of active features, feature rows are computed in
+    order of influence on the logits (as circuit-tracer does) into a row buffer of
+    (max_feature_nodes + n_logits) rows: after the logit rows, rank every feature by its influence
+    estimated from the rows so far, compute the rows of the `update_interval × batch_size` most
+    influential features not yet visited, and rank again. Memory grows with the cap, never with
+    the square of the number of active features. Without a cap the whole adjacency is built; its
+    memory (and pruning's) is estimated first and refused above `max_memory` bytes (default: what
+    the device has free).
     """
+    if batch_size < 1:
+        raise InterpError(f"batch size must be at least 1, got {batch_size}")
+    if update_interval < 1:
+        raise InterpError(f"update interval must be at least 1, got {update_interval}")
+    device = replacement.model.W_E.device
+    bar = _phase("forward", 2, progress)
     snap = replacement.snapshot(tokens)
+    bar.update()
+    # Edges accumulate in float32 (float64 when the model runs in float64), whatever the model's dtype.
+    acc = torch.float64 if snap.embed.dtype == torch.float64 else torch.float32
     n_pos = snap.tokens.numel()
     logits_t = logit_targets(replacement, snap, target, contrast, max_n_logits, desired_logit_prob, vocab)
-    engine = EdgeEngine(replacement, snap, zero_bos, batch_size)
-    feats = engine.features()
-    n_active = len(feats)
     n_sites = len(replacement.sites)
     n_err, n_tok, n_log = n_sites * n_pos, n_pos, len(logits_t)
+    if max_feature_nodes is not None and max_feature_nodes < n_log:
+        raise InterpError(f"max_feature_nodes {max_feature_nodes} is smaller than the {n_log} logit targets; "
+                          f"raise the cap or lower max_n_logits")
+    # Count the active features before the batched forward pass, to refuse early.
+    first = 1 if zero_bos else 0
+    n_active = sum(int((a[first:] != 0).sum()) for a in snap.acts)
     cap = n_active if max_feature_nodes is None else min(max_feature_nodes, n_active)
-
-    bar = tqdm(total=n_log + cap, desc="edges", unit="row", disable=not progress, leave=False)
-    logit_rows = engine.rows([("logit", t) for t in logits_t], bar)
-    feature_targets = [("feature", i, p, f) for i, p, f, _ in feats]
-    if cap == n_active:
-        selected = list(range(n_active))
-        feature_rows = engine.rows(feature_targets, bar)
-    else:
-        # Square matrix over [all active features, errors, tokens, logits] filled as rows arrive.
-        n_all = n_active + n_err + n_tok + n_log
-        partial = torch.zeros(n_all, n_all, dtype=logit_rows.dtype)
-        partial[n_all - n_log:, :n_all - n_log] = logit_rows
-        weights = torch.zeros(n_all, dtype=logit_rows.dtype)
-        weights[n_all - n_log:] = torch.tensor([t.weight for t in logits_t], dtype=logit_rows.dtype)
-        visited = torch.zeros(n_active, dtype=torch.bool)
-        selected = []
-        while len(selected) < cap:
-            influence = _influence_order(partial, weights)[:n_active].clone()
-            influence[visited] = -1.0
-            take = min(batch_size, cap - len(selected))
-            batch = influence.topk(take).indices.tolist()
-            rows = engine.rows([feature_targets[j] for j in batch], bar)
-            for j, row in zip(batch, rows):
-                partial[j, :n_all - n_log] = row
-            visited[batch] = True
-            selected += batch
-        selected.sort()
-        feature_rows = partial[selected, :n_all - n_log]
+    capped = cap < n_active
+    n_columns = n_active + n_err + n_tok
+    n_nodes = cap + n_err + n_tok + n_log
+    need = estimate_memory(cap, n_nodes, n_columns, n_log, capped, itemsize=acc.itemsize)
+    limit = available_memory(device) if max_memory is None else max_memory
+    if need > limit:
+        raise InterpError(f"this graph needs about {need / 2**30:.1f} GiB ({n_active} active features, "
+                          f"{'cap ' + str(cap) if capped else 'no cap'}) but {limit / 2**30:.1f} GiB is allowed; "
+                          "set --max-feature-nodes (or a larger --max-memory)")
+    engine = EdgeEngine(replacement, snap, zero_bos, batch_size)
+    bar.update()
     bar.close()
+    feats = engine.features()
+    assert len(feats) == n_active
+    weights = torch.tensor([t.weight for t in logits_t], dtype=acc, device=device)
 
-    # Assemble A over [selected features, errors, tokens, logits]; drop unselected feature columns.
-    cols = torch.tensor(selected + list(range(n_active, n_active + n_err + n_tok)), dtype=torch.long)
-    n_sel = len(selected)
-    n = n_sel + n_err + n_tok + n_log
-    A = torch.zeros(n, n, dtype=logit_rows.dtype)
-    A[:n_sel, :n - n_log] = feature_rows[:, cols]
-    A[n - n_log:, :n - n_log] = logit_rows[:, cols]
+    bar = _phase("logit rows", n_log, progress)
+    logit_rows = engine.rows([("logit", t) for t in logits_t], out=torch.zeros(n_log, n_columns, dtype=acc, device=device),
+                             progress=bar)
+    bar.close()
+    feature_targets = [("feature", i, p, f) for i, p, f, _ in feats]
+    bar = _phase("feature rows", cap, progress)
+    if not capped:
+        # Every feature has a row: write them straight into the adjacency, in node order.
+        selected = list(range(n_active))
+        A = torch.zeros(n_nodes, n_nodes, dtype=acc, device=device)
+        for start in range(0, n_active, batch_size):
+            chunk = feature_targets[start:start + batch_size]
+            engine.rows(chunk, out=A[start:start + len(chunk), :n_columns], progress=bar)
+        A[n_nodes - n_log:, :n_columns] = logit_rows
+    else:
+        buffer = torch.zeros(cap + n_log, n_columns, dtype=acc, device=device)
+        buffer[:n_log] = logit_rows
+        row_columns = torch.full((cap + n_log,), -1, dtype=torch.long, device=device)
+        row_weights = torch.zeros(cap + n_log, dtype=acc, device=device)
+        row_weights[:n_log] = weights
+        abs_sums = torch.zeros(cap + n_log, dtype=acc, device=device)
+        abs_sums[:n_log] = logit_rows.abs().sum(1)
+        visited = torch.zeros(n_active, dtype=torch.bool, device=device)
+        site_of_feature = torch.tensor([i for i, _, _, _ in feats], dtype=torch.long, device=device)
+        filled = n_log
+        while filled - n_log < cap:
+            scores = partial_influence(buffer[:filled], row_columns[:filled], row_weights[:filled],
+                                       abs_sums[:filled])[:n_active]
+            scores[visited] = -1.0
+            take = min(update_interval * batch_size, cap - (filled - n_log))
+            queue = scores.topk(take).indices
+            # Batches of one site each run shorter backward passes (see EdgeEngine._chunk).
+            queue = queue[torch.argsort(site_of_feature[queue], stable=True)]
+            for start in range(0, take, batch_size):
+                batch = queue[start:start + batch_size]
+                rows = buffer[filled:filled + len(batch)]
+                engine.rows([feature_targets[j] for j in batch.tolist()], out=rows, progress=bar)
+                abs_sums[filled:filled + len(batch)] = rows.abs().sum(1)
+                row_columns[filled:filled + len(batch)] = batch
+                visited[batch] = True
+                filled += len(batch)
+        # Assemble A over [selected features (node order), errors, tokens, logits].
+        order = row_columns[n_log:].sort()
+        selected = order.values.tolist()
+        cols = torch.cat([order.values, torch.arange(n_active, n_columns, device=device)])
+        A = torch.zeros(n_nodes, n_nodes, dtype=acc, device=device)
+        A[:cap, :n_nodes - n_log] = buffer[n_log + order.indices][:, cols]
+        A[n_nodes - n_log:, :n_nodes - n_log] = buffer[:n_log][:, cols]
+        del buffer
+    bar.close()
+    A = A.cpu()
 
     sites = replacement.sites
     nodes: list[Node] = []
@@ -293,25 +410,37 @@ def attribute(replacement: ReplacementModel, tokens: torch.Tensor, *, prompt: st
     for j in selected:
         i, p, f, a = feats[j]
         nodes.append(Node(sites[i].kind, sites[i].layer, p, f, a))
-        values.append(float(snap.reads[i][p] @ sites[i].W_enc[:, f]))
+    if selected:
+        # Pre-activations of the kept features, gathered per site.
+        by_site: dict[int, list[int]] = {}
+        for r, j in enumerate(selected):
+            by_site.setdefault(feats[j][0], []).append(r)
+        pre = [0.0] * len(selected)
+        for i, rs in by_site.items():
+            p = torch.tensor([feats[selected[r]][1] for r in rs], device=device)
+            f = torch.tensor([feats[selected[r]][2] for r in rs], device=device)
+            v = (snap.reads[i][p] * sites[i].W_enc[:, f].T.to(snap.reads[i].dtype)).sum(-1).tolist()
+            for r, x in zip(rs, v):
+                pre[r] = x
+        values += pre
     for i, site in enumerate(sites):
+        norms = snap.errors[i].norm(dim=-1).tolist()
         for p in range(n_pos):
-            e = snap.errors[i][p]
-            nodes.append(Node(f"{site.kind}_error", site.layer, p, -1, float(e.norm())))
+            nodes.append(Node(f"{site.kind}_error", site.layer, p, -1, float(norms[p])))
             values.append(float("nan"))
+    embed_norms = snap.embed.norm(dim=-1).tolist()
     for p, tok in enumerate(snap.tokens.tolist()):
-        nodes.append(Node("embedding", -1, p, tok, float(snap.embed[p].norm()),
-                          token_strings[p] if token_strings else ""))
+        nodes.append(Node("embedding", -1, p, tok, float(embed_norms[p]), token_strings[p] if token_strings else ""))
         values.append(float("nan"))
     for t in logits_t:
-        v = float(snap.logits[-1] @ t.direction)
+        v = float(snap.logits[-1] @ t.direction.to(snap.logits.device, snap.logits.dtype))
         nodes.append(Node("logit", replacement.n_layers, n_pos - 1, t.vocab_id, v, t.label))
         values.append(v)
     d_saes = {s.kind: s.d_sae for s in sites}
     return AttributionGraph(
         prompt=prompt, tokens=snap.tokens.tolist(), token_strings=token_strings or [str(t) for t in snap.tokens.tolist()],
         mode=replacement.mode, n_layers=replacement.n_layers, nodes=nodes, adjacency=A,
-        logit_weights=[t.weight for t in logits_t], n_features=n_sel, n_errors=n_err, n_tokens=n_tok,
+        logit_weights=[t.weight for t in logits_t], n_features=len(selected), n_errors=n_err, n_tokens=n_tok,
         n_logits=n_log, target_values=values, model_name=model_name, d_saes=d_saes,
         settings={"max_n_logits": max_n_logits, "desired_logit_prob": desired_logit_prob, "batch_size": batch_size,
                   "max_feature_nodes": max_feature_nodes if max_feature_nodes is not None else n_active,

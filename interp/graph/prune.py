@@ -16,32 +16,7 @@ import torch
 
 from interp.errors import InterpError
 from interp.graph.attribution import AttributionGraph
-
-
-def normalize_rows(matrix: torch.Tensor) -> torch.Tensor:
-    a = matrix.abs()
-    return a / a.sum(dim=1, keepdim=True).clamp(min=1e-10)
-
-
-def influence(normalized: torch.Tensor, logit_weights: torch.Tensor, max_iter: int = 1000) -> torch.Tensor:
-    """`w · (A + A² + …)`; the series ends because the graph is acyclic (A is nilpotent)."""
-    current = logit_weights @ normalized
-    total = current.clone()
-    for _ in range(max_iter):
-        current = current @ normalized
-        if not current.any():
-            return total
-        total += current
-    raise RuntimeError("influence did not converge: the adjacency has a cycle")
-
-
-def node_influence(adjacency: torch.Tensor, logit_weights: torch.Tensor) -> torch.Tensor:
-    return influence(normalize_rows(adjacency), logit_weights)
-
-
-def edge_influence(adjacency: torch.Tensor, logit_weights: torch.Tensor) -> torch.Tensor:
-    normalized = normalize_rows(adjacency)
-    return normalized * (influence(normalized, logit_weights) + logit_weights)[:, None]
+from interp.graph.influence import edge_influence, influence, node_influence, normalize_rows  # noqa: F401
 
 
 def find_threshold(scores: torch.Tensor, threshold: float) -> torch.Tensor:

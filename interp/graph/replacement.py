@@ -212,14 +212,17 @@ class ReplacementModel:
 
     def forward(self, snap: Snapshot, batch: int = 1, acts: list[torch.Tensor] | None = None,
                 errors: list[torch.Tensor] | None = None, embed: torch.Tensor | None = None,
-                requires_grad: bool = False) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+                requires_grad: bool = False, last_position_only: bool = False
+                ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
         """The frozen local replacement model on `batch` copies of the prompt.
 
         `acts`, `errors` and `embed` replace the clean node values (to ablate or zero them); every
         other feature keeps its clean activation (nothing downstream is recomputed). Returns
         (logits [batch, pos, vocab], reads per site [batch, pos, d_in], leaves) where leaves are the
         embedding followed by each site's output [batch, pos, d] — with `requires_grad` these are
-        leaf tensors whose gradients are the direct linear paths.
+        leaf tensors whose gradients are the direct linear paths. With `last_position_only` the logits
+        are those of the last position only ([batch, 1, vocab]): the final normalisation's output is
+        cut to that position before the unembedding.
         """
         acts = snap.acts if acts is None else acts
         errors = snap.errors if errors is None else errors
@@ -244,7 +247,11 @@ class ReplacementModel:
 
             hooks.append((site.read_hook, read_fn))  # reads before writes when read_hook == write_hook
             hooks.append((site.write_hook, write_fn))
+        if last_position_only and "ln_final.hook_normalized" in self.model.hook_dict:
+            hooks.append(("ln_final.hook_normalized", lambda x, hook: x[:, -1:]))
         tokens = snap.tokens[None].expand(batch, n_pos)
         with torch.set_grad_enabled(requires_grad):
             logits = self.model.run_with_hooks(tokens, fwd_hooks=hooks)
+        if last_position_only:
+            logits = logits[:, -1:]
         return logits, reads, leaves

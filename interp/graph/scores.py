@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from interp.graph.attribution import AttributionGraph
-from interp.graph.prune import influence, normalize_rows
+from interp.graph.influence import influence, normalize_rows
 from interp.results import Result
 
 
