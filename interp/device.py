@@ -29,6 +29,16 @@ def resolve_dtype(name: str | None) -> torch.dtype:
     return DTYPES[name]
 
 
+def check_dtype_runs(device: torch.device, dtype: torch.dtype) -> None:
+    """InterpError unless `device` can multiply matrices in `dtype` (half precision on some CPUs cannot)."""
+    try:
+        x = torch.ones(4, 4, dtype=dtype, device=device)
+        (x @ x).sum().item()
+    except (RuntimeError, TypeError) as e:
+        raise InterpError(f"device {device} cannot compute in {str(dtype).removeprefix('torch.')} "
+                          f"({str(e).splitlines()[0]}); use --dtype float32") from None
+
+
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """Run the block with `n` torch CPU threads (at least 1), then restore the previous setting, so that

@@ -140,7 +140,7 @@ def logit_targets(replacement: ReplacementModel, snap: Snapshot, target: int | N
     if target is not None:
         return [LogitTarget(target, demeaned(target), 1.0, f'Output "{name(target)}" (p={probs[target]:.3f})')]
     top_p, top_v = probs.sort(descending=True)
-    n = int(torch.searchsorted(top_p.cumsum(0), torch.tensor(desired_logit_prob, dtype=top_p.dtype))) + 1
+    n = int(torch.searchsorted(top_p.cumsum(0), torch.tensor(desired_logit_prob, dtype=top_p.dtype, device=top_p.device))) + 1
     n = max(1, min(n, max_n_logits, d_vocab))
     return [LogitTarget(int(v), demeaned(int(v)), float(p), f'Output "{name(int(v))}" (p={p:.3f})')
             for p, v in zip(top_p[:n], top_v[:n])]
@@ -225,22 +225,21 @@ class EdgeEngine:
                               device=self.snap.embed.device)
         for start in range(0, len(targets), self.batch):
             chunk = targets[start:start + self.batch]
-            out[start:start + len(chunk)] = self._chunk(chunk).to(out.dtype)
+            self._chunk(chunk, out[start:start + len(chunk)])
             if progress is not None:
                 progress.update(len(chunk))
         return out
 
-    def _chunk(self, chunk: list[tuple]) -> torch.Tensor:
+    def _chunk(self, chunk: list[tuple], out: torch.Tensor) -> None:
         # Group the chunk's targets by where their cotangent goes (a site's read, or -1 for the logits) and
         # run one batched backward pass per group: a pass from a site's read only walks the layers below
-        # it, while one pass for a mixed group would walk every layer for every target.
+        # it, while one pass for a mixed group would walk every layer for every target. Each group's rows
+        # are written as soon as its gradients exist, so only one group's gradients are held at a time.
         groups: dict[int, list[int]] = {}
         for b, t in enumerate(chunk):
             groups.setdefault(t[1] if t[0] == "feature" else -1, []).append(b)
-        n, device = len(chunk), self.logits.device
-        grads = [leaf.new_zeros(n, *leaf.shape[1:]) for leaf in self.leaves]
+        device = self.logits.device
         for key, rows in groups.items():
-            rows_t = torch.tensor(rows, dtype=torch.long, device=device)
             output = self.logits if key == -1 else self.reads[key]
             cotangent = output.new_zeros(len(rows), *output.shape)          # [b, 1, pos, d]
             if key == -1:
@@ -252,18 +251,25 @@ class EdgeEngine:
                 # The target's encoder row, gathered for these targets only.
                 cotangent[torch.arange(len(rows), device=device), 0, pos] = \
                     self.rep.sites[key].W_enc[:, feats].T.to(output.dtype)
-            found = torch.autograd.grad([output], self.leaves, grad_outputs=[cotangent], retain_graph=True,
+            grads = torch.autograd.grad([output], self.leaves, grad_outputs=[cotangent], retain_graph=True,
                                         allow_unused=True, is_grads_batched=True)
-            for g, leaf_grads in zip(found, grads):
-                if g is not None:
-                    leaf_grads[rows_t] = g[:, 0]
+            del cotangent
+            rows_t = torch.tensor(rows, dtype=torch.long, device=device)
+            out[rows_t] = self._edges([None if g is None else g[:, 0] for g in grads], len(rows)).to(out.dtype)
+
+    def _edges(self, grads: list[torch.Tensor | None], n: int) -> torch.Tensor:
+        """[n, n_columns] edges from the gradients at each leaf (None: no path from the targets)."""
+        def grad(i: int) -> torch.Tensor:
+            g = grads[i]
+            return self.leaves[i].new_zeros(n, *self.leaves[i].shape[1:]) if g is None else g
+
         feature_cols, error_cols = [], []
         for i, active in enumerate(self.active):
-            g = grads[i + 1]                                             # [B, pos, d]
+            g = grad(i + 1)                                             # [n, pos, d]
             # edge = activation × (gradient at its position · its decoder row), active features only.
             feature_cols.append(active.edges(g))
             error_cols.append((g * self.snap.errors[i][None]).sum(-1) * self.error_mask)
-        token_cols = (grads[0] * self.snap.embed[None]).sum(-1)          # [B, pos]
+        token_cols = (grad(0) * self.snap.embed[None]).sum(-1)          # [n, pos]
         return torch.cat(feature_cols + error_cols + [token_cols], dim=1)
 
 
@@ -292,6 +298,10 @@ def available_memory(device: torch.device) -> int:
     except OSError:
         pass
     return 2 ** 62
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2 ** 30:.1f} GiB" if n_bytes >= 2 ** 30 else f"{n_bytes / 2 ** 20:.1f} MiB"
 
 
 def _phase(desc: str, total: int, progress: bool) -> tqdm:
@@ -342,8 +352,8 @@ def attribute(replacement: ReplacementModel, tokens: torch.Tensor, *, prompt: st
     need = estimate_memory(cap, n_nodes, n_columns, n_log, capped, itemsize=acc.itemsize)
     limit = available_memory(device) if max_memory is None else max_memory
     if need > limit:
-        raise InterpError(f"this graph needs about {need / 2**30:.1f} GiB ({n_active} active features, "
-                          f"{'cap ' + str(cap) if capped else 'no cap'}) but {limit / 2**30:.1f} GiB is allowed; "
+        raise InterpError(f"this graph needs about {_size(need)} ({n_active} active features, "
+                          f"{'cap ' + str(cap) if capped else 'no cap'}) but {_size(limit)} is allowed; "
                           "set --max-feature-nodes (or a larger --max-memory)")
     engine = EdgeEngine(replacement, snap, zero_bos, batch_size)
     bar.update()

@@ -8,8 +8,9 @@ from typing import Any
 
 import torch
 
-from interp.device import resolve_device, resolve_dtype
+from interp.device import check_dtype_runs, resolve_device, resolve_dtype
 from interp.errors import InterpError
+from interp.graph.recipes import DEFAULT_MAX_FEATURE_NODES
 from interp.io import write_json
 
 
@@ -33,6 +34,38 @@ def _positive_int(text: str) -> int:
     return value
 
 
+_UNITS = {"": 1, "b": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
+
+
+def _memory_size(text: str) -> int:
+    """Bytes from '16G', '512M', '2.5g' or a plain number of bytes."""
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = t[-1] if t and t[-1] in _UNITS else ""
+    try:
+        value = float(t[:len(t) - len(unit)]) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"want a size such as 16G or 512M, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"want a positive size such as 16G, got {text!r}")
+    return int(value)
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # Linux reports KiB
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
+    return value
+
+
 def _contrast(text: str) -> tuple[str, str]:
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != 2 or not all(parts):
@@ -45,6 +78,8 @@ def extract_command(args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
+    check_dtype_runs(device, dtype)
+    max_nodes = None if args.max_feature_nodes == 0 else args.max_feature_nodes
     if args.recipe is not None:
         if args.prompt is not None or args.model is not None:
             raise InterpError("give either --recipe (with --out-dir) or --model with --prompt, not both")
@@ -64,9 +99,10 @@ def extract_command(args: argparse.Namespace) -> dict[str, Any]:
     setup = load_setup(args.model, args.transcoders, args.attn_saes, args.mode, str(device), dtype)
     contrast = _contrast(args.contrast) if args.contrast else None
     ex = extract(setup, args.prompt, target=args.target, contrast=contrast, node_threshold=args.node_threshold,
-                 edge_threshold=args.edge_threshold, max_feature_nodes=args.max_feature_nodes,
+                 edge_threshold=args.edge_threshold, max_feature_nodes=max_nodes,
                  batch_size=args.batch_size, slug=Path(args.out).stem, progress=not args.quiet,
-                 pruning=args.pruning, hierarchical_threshold=args.hierarchical_threshold)
+                 pruning=args.pruning, hierarchical_threshold=args.hierarchical_threshold,
+                 max_memory=args.max_memory)
     if args.features_dir is not None:
         from interp.data.corpus import training_tokens
         from interp.graph.features import write_feature_jsons
@@ -77,7 +113,10 @@ def extract_command(args: argparse.Namespace) -> dict[str, Any]:
         write_feature_jsons(setup.replacement, feats, corpus, setup.vocab, args.features_dir, progress=not args.quiet)
     write_json(args.out, ex.json)
     return {"out": str(args.out), "n_nodes": len(ex.json["nodes"]), "n_links": len(ex.json["links"]),
-            "n_active_features": ex.graph.settings["n_active_features"],
+            "n_active_features": ex.graph.settings["n_active_features"], "n_graph_nodes": ex.graph.n_nodes,
+            "n_feature_nodes": ex.graph.n_features, "attribution_seconds": round(ex.attribution_seconds, 3),
+            "peak_rss_mb": round(_peak_rss_mb(), 1),
+            **({"peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)} if device.type == "cuda" else {}),
             "replacement_score": ex.scores.replacement_score, "completeness_score": ex.scores.completeness_score,
             "logits": [n.label for n in ex.graph.nodes[ex.graph.n_nodes - ex.graph.n_logits:]]}
 
@@ -143,7 +182,11 @@ def register(cli) -> None:
                    help="influence: node/edge thresholds (circuit-tracer); hierarchical: Ge et al. cut-off")
     p.add_argument("--hierarchical-threshold", type=_threshold, default=0.01,
                    help="with --pruning hierarchical: cut nodes below this fraction of |target|")
-    p.add_argument("--max-feature-nodes", type=_positive_int, default=None, help="cap on feature nodes, filled by influence")
+    p.add_argument("--max-feature-nodes", type=_non_negative_int, default=DEFAULT_MAX_FEATURE_NODES,
+                   help="cap on feature nodes, visited in order of influence (default %(default)s, as circuit-tracer; "
+                        "0: no cap)")
+    p.add_argument("--max-memory", type=_memory_size, default=None,
+                   help="refuse a graph whose estimated memory exceeds this (e.g. 16G; default: what the device has free)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="targets per backward pass")
     p.add_argument("--out", type=Path, default=None, help="graph JSON to write (--prompt)")
     p.add_argument("--features-dir", type=Path, default=None, help="also write feature JSONs here (--prompt)")

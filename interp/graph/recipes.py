@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import random
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,30 +103,39 @@ def load_setup(model_dir: str | Path, transcoders: str | Path | None = None, att
     return Setup(replacement=rep, vocab=list(lm.tokenizer.vocab), name=model_dir.name, tokenizer=lm.tokenizer)
 
 
+# circuit-tracer's command line caps a graph at 7,500 feature nodes; so do we, so that a real model's
+# graph (tens of thousands of active features) stays within memory by default.
+DEFAULT_MAX_FEATURE_NODES = 7500
+
+
 @dataclass
 class Extraction:
     graph: AttributionGraph
     pruned: Pruned
     scores: GraphScores
     json: dict[str, Any]
+    attribution_seconds: float = 0.0
 
 
 def extract(setup: Setup, prompt: str, target: str | None = None, contrast: tuple[str, str] | None = None,
-            node_threshold: float = 0.8, edge_threshold: float = 0.98, max_feature_nodes: int | None = None,
-            batch_size: int = 64, slug: str = "graph", feature_json_base_url: str = "features",
-            progress: bool = False, pruning: str = "influence", hierarchical_threshold: float = 0.01
-            ) -> Extraction:
+            node_threshold: float = 0.8, edge_threshold: float = 0.98,
+            max_feature_nodes: int | None = DEFAULT_MAX_FEATURE_NODES, batch_size: int = 64, slug: str = "graph",
+            feature_json_base_url: str = "features", progress: bool = False, pruning: str = "influence",
+            hierarchical_threshold: float = 0.01, max_memory: int | None = None) -> Extraction:
     """Prompt → attribution graph → pruned graph → scores → graph JSON.
 
     `pruning` is "influence" (circuit-tracer's node/edge thresholds) or "hierarchical" (Ge et al.:
-    nodes whose attribution is below `hierarchical_threshold` × |target| are cut off)."""
+    nodes whose attribution is below `hierarchical_threshold` × |target| are cut off).
+    `max_feature_nodes` caps the feature nodes (None: every active feature, if `max_memory` allows)."""
     tokens = setup.encode(prompt)
     target_id = setup.token_id(target) if target is not None else None
     contrast_ids = (setup.token_id(contrast[0]), setup.token_id(contrast[1])) if contrast else None
     strings = [setup.vocab[t] for t in tokens.tolist()]
+    start = time.perf_counter()
     graph = attribute(setup.replacement, tokens, prompt=prompt, token_strings=strings, vocab=setup.vocab,
                       target=target_id, contrast=contrast_ids, max_feature_nodes=max_feature_nodes,
-                      batch_size=batch_size, progress=progress, model_name=setup.name)
+                      batch_size=batch_size, progress=progress, model_name=setup.name, max_memory=max_memory)
+    seconds = time.perf_counter() - start
     if pruning == "influence":
         pruned = prune(graph, node_threshold, edge_threshold)
     elif pruning == "hierarchical":
@@ -144,7 +154,7 @@ def extract(setup: Setup, prompt: str, target: str | None = None, contrast: tupl
                                 "completeness_score": scores.completeness_score,
                                 "pruned_replacement_score": pruned_scores.replacement_score,
                                 "pruned_completeness_score": pruned_scores.completeness_score})
-    return Extraction(graph, pruned, scores, data)
+    return Extraction(graph, pruned, scores, data, seconds)
 
 
 def task_metric(logits: torch.Tensor, target: int, contrast: int) -> float:
@@ -211,7 +221,7 @@ class Recipe:
     mode: str = "full"
     node_threshold: float = 0.8
     edge_threshold: float = 0.98
-    max_feature_nodes: int | None = None
+    max_feature_nodes: int | None = DEFAULT_MAX_FEATURE_NODES
     batch_size: int = 64
     seed: int = 0
     ablation_mode: str = "free"
