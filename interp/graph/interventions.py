@@ -76,7 +76,7 @@ def intervene(replacement: ReplacementModel, tokens_or_snap: torch.Tensor | Snap
             acts = snap.acts[i].clone() if freeze_features else site.encode(reads[i]).to(x.dtype)
             for iv in by_site.get(i, []):
                 acts[iv.pos, iv.feature] = iv.value
-            return (site.reconstruct(acts) + snap.errors[i])[None]
+            return (site.reconstruct(acts) + site.skip(reads[i]) + snap.errors[i])[None]
 
         hooks.append((site.read_hook, read_fn))
         hooks.append((site.write_hook, write_fn))

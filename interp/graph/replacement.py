@@ -67,6 +67,18 @@ class Site:
         acts = self.sae.encode(x.to(self.sae.W_enc.dtype))
         return acts.to_dense() if acts.is_sparse else acts
 
+    @property
+    def W_skip(self) -> torch.Tensor | None:
+        """[d_in, d_out] of a skip transcoder's linear path (SAE-Lens stores it [d_out, d_in]), else None."""
+        w = getattr(self.sae, "W_skip", None)
+        return None if w is None else w.detach().T
+
+    def skip(self, x: torch.Tensor) -> torch.Tensor | float:
+        """The skip path's contribution `x @ W_skip` (0 without one). In the graph it is a linear path from
+        the read to the write, exact like attention with frozen patterns, not a node and not error."""
+        w = self.W_skip
+        return 0.0 if w is None else x @ w.to(x.dtype)
+
     def reconstruct(self, acts: torch.Tensor) -> torch.Tensor:
         """The linear decoder the graph uses: `acts @ W_dec + b_dec` (any mismatch with SAE-Lens'
         own decode lands in the error term, so the replacement stays exact)."""
@@ -206,7 +218,7 @@ class ReplacementModel:
             a = site.encode(x).to(self.dtype)
             reads.append(x)
             acts.append(a)
-            errors.append(cache[site.write_hook][0] - site.reconstruct(a))
+            errors.append(cache[site.write_hook][0] - site.reconstruct(a) - site.skip(x))
         return Snapshot(tokens=tokens, logits=logits[0], scales=scales, patterns=patterns, reads=reads, acts=acts,
                         errors=errors, embed=self.model.W_E[tokens])
 
@@ -242,8 +254,9 @@ class ReplacementModel:
                 reads[i] = x
                 return x
 
-            def write_fn(x, hook, i=i):
-                return leaves[i + 1]
+            def write_fn(x, hook, i=i, site=site):
+                # A skip transcoder's output also reads this forward pass's input, so paths run through it.
+                return leaves[i + 1] + site.skip(reads[i])
 
             hooks.append((site.read_hook, read_fn))  # reads before writes when read_hook == write_hook
             hooks.append((site.write_hook, write_fn))
