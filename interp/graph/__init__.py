@@ -4,16 +4,33 @@
     setup = load_setup("checkpoints/lm-bilinear")                 # LM + transcoders + attention SAEs
     ex = extract(setup, "when Eva and Leo arrived at the lake , Leo handed a cup to", contrast=("Eva", "Leo"))
     ex.scores.replacement_score, ex.json["nodes"][0]              # scores; Neuronpedia graph JSON
+
+The names below load their module on first use (PEP 562), so that importing `interp.graph` (as the
+command line does to register its commands) does not import TransformerLens and SAE-Lens.
 """
 
-from interp.graph.attribution import AttributionGraph, attribute
-from interp.graph.export import export_graph, read_graph_json
-from interp.graph.interventions import Intervention, intervene
-from interp.graph.prune import hierarchical_attribution, prune
-from interp.graph.recipes import extract, load_setup, run_recipe
-from interp.graph.replacement import ReplacementModel
-from interp.graph.scores import graph_scores
+from __future__ import annotations
 
-__all__ = ["AttributionGraph", "Intervention", "ReplacementModel", "attribute", "export_graph", "extract",
-           "graph_scores", "hierarchical_attribution", "intervene", "load_setup", "prune", "read_graph_json",
-           "run_recipe"]
+import importlib
+from typing import Any
+
+# circuit-tracer's command line caps a graph at 7,500 feature nodes; so do we, so that a real model's
+# graph (tens of thousands of active features) stays within memory by default.
+DEFAULT_MAX_FEATURE_NODES = 7500
+
+_EXPORTS = {
+    "AttributionGraph": "attribution", "attribute": "attribution",
+    "export_graph": "export", "read_graph_json": "export",
+    "Intervention": "interventions", "intervene": "interventions",
+    "hierarchical_attribution": "prune", "prune": "prune",
+    "extract": "recipes", "load_setup": "recipes", "run_recipe": "recipes",
+    "ReplacementModel": "replacement", "graph_scores": "scores",
+}
+
+__all__ = ["DEFAULT_MAX_FEATURE_NODES", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'interp.graph' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"interp.graph.{_EXPORTS[name]}"), name)

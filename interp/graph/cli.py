@@ -6,12 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from interp.device import check_dtype_runs, resolve_device, resolve_dtype
 from interp.errors import InterpError
-from interp.graph.recipes import DEFAULT_MAX_FEATURE_NODES
-from interp.io import write_json
+from interp.graph import DEFAULT_MAX_FEATURE_NODES
 
 
 def _threshold(text: str) -> float:
@@ -74,7 +70,11 @@ def _contrast(text: str) -> tuple[str, str]:
 
 
 def extract_command(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from interp.device import check_dtype_runs, resolve_device, resolve_dtype
     from interp.graph.recipes import extract, load_setup, run_recipe
+    from interp.io import write_json
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
@@ -144,6 +144,9 @@ def _intervention(text: str) -> tuple[str, int, int, int, float | None]:
 
 
 def intervene_command(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from interp.device import resolve_device, resolve_dtype
     from interp.graph.interventions import Intervention, intervene
     from interp.graph.recipes import load_setup
 

@@ -16,13 +16,15 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
 from interp.errors import InterpError
-from interp.graph.attribution import AttributionGraph, Node
-from interp.graph.prune import Pruned
+
+if TYPE_CHECKING:  # reading a graph JSON (graph-info, the app) must not import torch or TransformerLens
+    from interp.graph.attribution import AttributionGraph, Node
+    from interp.graph.prune import Pruned
 
 SCHEMA_PATH = Path(__file__).with_name("attribution-graph.schema.json")
 FEATURE_TYPES = {"mlp": "cross layer transcoder", "attn": "attention sae feature",

@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from interp.errors import InterpError
+from interp.graph import DEFAULT_MAX_FEATURE_NODES
 from interp.graph.attribution import AttributionGraph, attribute
 from interp.graph.export import export_graph
 from interp.graph.features import write_feature_jsons
@@ -101,11 +102,6 @@ def load_setup(model_dir: str | Path, transcoders: str | Path | None = None, att
         sae.to(device=lm.model.W_E.device, dtype=lm.model.W_E.dtype)
     rep = ReplacementModel.build(lm.model, tcs, saes, mode=mode)
     return Setup(replacement=rep, vocab=list(lm.tokenizer.vocab), name=model_dir.name, tokenizer=lm.tokenizer)
-
-
-# circuit-tracer's command line caps a graph at 7,500 feature nodes; so do we, so that a real model's
-# graph (tens of thousands of active features) stays within memory by default.
-DEFAULT_MAX_FEATURE_NODES = 7500
 
 
 @dataclass
