@@ -117,13 +117,13 @@ def test_gathered_decoders_project_like_the_dense_projection():
     acts = torch.relu(torch.randn(6, 40, generator=g, dtype=torch.float64) - 1.0)
     W_dec = torch.randn(40, 8, generator=g, dtype=torch.float64)
     grad = torch.randn(4, 6, 8, generator=g, dtype=torch.float64)
-    site = ActiveSite.gather(acts, W_dec, first=1)
+    site = ActiveSite.gather(acts, [(0, W_dec)], first=1)
     dense = (grad @ W_dec.T) * acts[None]                                    # [B, pos, d_sae]
     mask = acts != 0
     mask[0] = False
     expected = dense[:, mask]                                                # row-major: by position, then feature
     assert site.flat.numel() == int(mask.sum())
-    assert (site.edges(grad) - expected).abs().max() <= 1e-13
+    assert (site.edges([grad]) - expected).abs().max() <= 1e-13
 
 
 def test_last_position_logits_equal_the_full_forward(rep):

@@ -150,19 +150,21 @@ def logit_targets(replacement: ReplacementModel, snap: Snapshot, target: int | N
 class ActiveSite:
     """The active features of one site, grouped by position for the edge projection.
 
-    `decoders[p, j]` is activation × decoder row of the j-th active feature at position p (zero
-    padding up to the most active features at any position), so one batched matmul of the
-    gradient at each position with its own few rows gives every edge from this site; `flat` picks
+    `decoders[o][p, j]` is activation × decoder row (into output `outputs[o]`) of the j-th active feature
+    at position p (zero padding up to the most active features at any position), so one batched matmul
+    of the gradient at each position with its own few rows gives every edge from this site; a
+    cross-layer transcoder's features write several outputs and their edges sum over them. `flat` picks
     the real (pos, slot) entries out of the padded result, in node order.
     """
 
-    positions: torch.Tensor   # [n] position of each active feature, node order (pos, then feature)
-    features: torch.Tensor    # [n] feature index
-    decoders: torch.Tensor    # [n_pos, k_max, d_out]
-    flat: torch.Tensor        # [n] index into the flattened [n_pos, k_max] result
+    positions: torch.Tensor        # [n] position of each active feature, node order (pos, then feature)
+    features: torch.Tensor         # [n] feature index
+    outputs: list[int]             # the outputs (site indices) these features write
+    decoders: list[torch.Tensor]   # per output: [n_pos, k_max, d_out]
+    flat: torch.Tensor             # [n] index into the flattened [n_pos, k_max] result
 
     @classmethod
-    def gather(cls, acts: torch.Tensor, W_dec: torch.Tensor, first: int) -> "ActiveSite":
+    def gather(cls, acts: torch.Tensor, writes: list[tuple[int, torch.Tensor]], first: int) -> "ActiveSite":
         mask = acts != 0
         mask[:first] = False
         pos, feat = mask.nonzero(as_tuple=True)                     # row-major: by position, then feature
@@ -170,15 +172,22 @@ class ActiveSite:
         counts = torch.bincount(pos, minlength=n_pos)
         k_max = int(counts.max()) if pos.numel() else 0
         slot = torch.arange(pos.numel(), device=acts.device) - (counts.cumsum(0) - counts)[pos]
-        decoders = torch.zeros(n_pos, k_max, W_dec.shape[1], dtype=acts.dtype, device=acts.device)
-        decoders[pos, slot] = W_dec[feat].to(acts.dtype) * acts[pos, feat][:, None]
-        return cls(pos, feat, decoders, pos * k_max + slot)
+        decoders = []
+        for _, W_dec in writes:
+            d = torch.zeros(n_pos, k_max, W_dec.shape[1], dtype=acts.dtype, device=acts.device)
+            d[pos, slot] = W_dec[feat].to(acts.dtype) * acts[pos, feat][:, None]
+            decoders.append(d)
+        return cls(pos, feat, [o for o, _ in writes], decoders, pos * k_max + slot)
 
-    def edges(self, grad: torch.Tensor) -> torch.Tensor:
-        """[B, n] edges from these features, given the gradient at the site's write [B, n_pos, d_out]."""
+    def edges(self, grads: list[torch.Tensor]) -> torch.Tensor:
+        """[B, n] edges from these features, given the gradient at each output leaf ([B, n_pos, d_out] each)."""
+        B = grads[self.outputs[0]].shape[0]
         if self.flat.numel() == 0:
-            return grad.new_zeros(grad.shape[0], 0)
-        along = torch.bmm(grad.transpose(0, 1), self.decoders.transpose(1, 2))     # [n_pos, B, k_max]
+            return grads[self.outputs[0]].new_zeros(B, 0)
+        along = None
+        for o, d in zip(self.outputs, self.decoders):
+            term = torch.bmm(grads[o].transpose(0, 1), d.transpose(1, 2))       # [n_pos, B, k_max]
+            along = term if along is None else along + term
         return along.transpose(0, 1).flatten(1).index_select(1, self.flat)
 
 
@@ -202,7 +211,11 @@ class EdgeEngine:
                                                                    last_position_only=True)
         first = 1 if zero_bos else 0
         # Active features per site (never at position 0 with zero_bos), with their decoder rows gathered.
-        self.active = [ActiveSite.gather(acts, site.W_dec, first) for acts, site in zip(snap.acts, replacement.sites)]
+        writes: list[list[tuple[int, torch.Tensor]]] = [[] for _ in replacement.sites]
+        for j, writers in enumerate(replacement.writers):
+            for i, W_dec in writers:
+                writes[i].append((j, W_dec))
+        self.active = [ActiveSite.gather(acts, w, first) for acts, w in zip(snap.acts, writes)]
         self.error_mask = torch.ones(self.n_pos, dtype=snap.embed.dtype, device=snap.embed.device)
         self.error_mask[:first] = 0.0
         self.n_features = sum(a.flat.numel() for a in self.active)
@@ -263,12 +276,10 @@ class EdgeEngine:
             g = grads[i]
             return self.leaves[i].new_zeros(n, *self.leaves[i].shape[1:]) if g is None else g
 
-        feature_cols, error_cols = [], []
-        for i, active in enumerate(self.active):
-            g = grad(i + 1)                                             # [n, pos, d]
-            # edge = activation × (gradient at its position · its decoder row), active features only.
-            feature_cols.append(active.edges(g))
-            error_cols.append((g * self.snap.errors[i][None]).sum(-1) * self.error_mask)
+        outputs = [grad(j + 1) for j in range(len(self.active))]           # [n, pos, d] per output
+        # edge = activation × (gradient at its position · its decoder row), active features only.
+        feature_cols = [active.edges(outputs) for active in self.active]
+        error_cols = [(g * e[None]).sum(-1) * self.error_mask for g, e in zip(outputs, self.snap.errors)]
         token_cols = (grad(0) * self.snap.embed[None]).sum(-1)          # [n, pos]
         return torch.cat(feature_cols + error_cols + [token_cols], dim=1)
 

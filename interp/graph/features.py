@@ -55,7 +55,9 @@ def feature_json(replacement: ReplacementModel, site_index: int, feature: int, a
         examples.append({"tokens_acts_list": [round(a, 4) for a in acts[k].tolist()], "train_token_ind": int(acts[k].argmax()),
                          "is_repeated_datapoint": False, "tokens": [vocab[t] for t in corpus[k].tolist()]})
     with torch.no_grad():
-        logit_effect = site.W_dec[feature] @ model.W_U
+        # What the feature writes, summed over every output it writes (one for a per-layer dictionary).
+        written = sum(w[feature] for j, writers in enumerate(replacement.writers) for i, w in writers if i == site_index)
+        logit_effect = written @ model.W_U
     top = logit_effect.topk(min(N_LOGITS, len(vocab))).indices.tolist()
     bottom = (-logit_effect).topk(min(N_LOGITS, len(vocab))).indices.tolist()
     active = acts[acts > 0].double()

@@ -63,20 +63,24 @@ def intervene(replacement: ReplacementModel, tokens_or_snap: torch.Tensor | Snap
         by_site.setdefault(i, []).append(iv)
 
     reads: list[torch.Tensor | None] = [None] * len(replacement.sites)
+    acts_now: list[torch.Tensor | None] = [None] * len(replacement.sites)
     hooks = []
     if mode == "constrained":
         for name, value in list(snap.scales.items()) + list(snap.patterns.items()):
             hooks.append((name, lambda x, hook, v=value: v))
     for i, site in enumerate(replacement.sites):
-        def read_fn(x, hook, i=i):
+        def read_fn(x, hook, i=i, site=site):
             reads[i] = x[0]
-            return x
-
-        def write_fn(x, hook, i=i, site=site):
             acts = snap.acts[i].clone() if freeze_features else site.encode(reads[i]).to(x.dtype)
             for iv in by_site.get(i, []):
                 acts[iv.pos, iv.feature] = iv.value
-            return (site.reconstruct(acts) + site.skip(reads[i]) + snap.errors[i])[None]
+            acts_now[i] = acts
+            return x
+
+        def write_fn(x, hook, i=i, site=site):
+            # Every writer of this output read earlier in the forward pass (a cross-layer transcoder's
+            # earlier layers included), so their activations are in acts_now.
+            return (replacement.reconstruct(acts_now, i) + site.skip(reads[i]) + snap.errors[i])[None]
 
         hooks.append((site.read_hook, read_fn))
         hooks.append((site.write_hook, write_fn))

@@ -63,6 +63,11 @@ def load_dictionary_folder(folder: str | Path, what: str) -> dict[int, Any]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InterpError(f"{what} folder not found: {folder}")
+    from interp.models.clt import is_clt_folder, load_clt
+
+    if is_clt_folder(folder):
+        # A cross-layer transcoder: one view per layer, each writing its own and every later MLP output.
+        return load_clt(folder).layers()
     try:
         from interp.models.dictionaries import load_dictionaries
     except ImportError:

@@ -68,6 +68,11 @@ class Site:
         return acts.to_dense() if acts.is_sparse else acts
 
     @property
+    def extra_writes(self) -> list[tuple[int, torch.Tensor]]:
+        """(later layer, decoder [d_sae, d_out]) for each further MLP output a cross-layer transcoder writes."""
+        return [(layer, w.detach()) for layer, w in getattr(self.sae, "extra_writes", [])]
+
+    @property
     def W_skip(self) -> torch.Tensor | None:
         """[d_in, d_out] of a skip transcoder's linear path (SAE-Lens stores it [d_out, d_in]), else None."""
         w = getattr(self.sae, "W_skip", None)
@@ -168,6 +173,26 @@ class ReplacementModel:
     sites: list[Site]
     mode: str = "full"
     frozen_hooks: tuple[str, ...] = field(default=(), init=False)
+    # writers[j]: (site i, decoder [d_sae, d_out]) of every dictionary whose features write output j, the write
+    # hook of site j: the site itself and, for cross-layer transcoders, every earlier layer's features.
+    writers: list[list[tuple[int, torch.Tensor]]] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        mlp_site = {s.layer: j for j, s in enumerate(self.sites) if s.kind == "mlp"}
+        self.writers = [[(j, site.W_dec)] for j, site in enumerate(self.sites)]
+        for i, site in enumerate(self.sites):
+            for layer, w in site.extra_writes:
+                if layer not in mlp_site or layer <= site.layer:
+                    raise InterpError(f"the cross-layer transcoder of layer {site.layer} writes layer {layer}, "
+                                      f"which has no MLP output in this model of {self.n_layers} layers")
+                self.writers[mlp_site[layer]].append((i, w))
+
+    def reconstruct(self, acts: list[torch.Tensor], j: int) -> torch.Tensor:
+        """Output j's reconstruction from every site's activations: b_dec + Σ acts_i @ W_dec(i → j)."""
+        out = self.sites[j].b_dec
+        for i, w in self.writers[j]:
+            out = out + acts[i] @ w.to(acts[i].dtype)
+        return out
 
     @classmethod
     def build(cls, model: HookedTransformer, transcoders: dict[int, SAE], attn_saes: dict[int, SAE] | None = None,
@@ -215,10 +240,10 @@ class ReplacementModel:
         reads, acts, errors = [], [], []
         for site in self.sites:
             x = cache[site.read_hook][0]
-            a = site.encode(x).to(self.dtype)
             reads.append(x)
-            acts.append(a)
-            errors.append(cache[site.write_hook][0] - site.reconstruct(a) - site.skip(x))
+            acts.append(site.encode(x).to(self.dtype))
+        for j, (site, x) in enumerate(zip(self.sites, reads)):
+            errors.append(cache[site.write_hook][0] - self.reconstruct(acts, j) - site.skip(x))
         return Snapshot(tokens=tokens, logits=logits[0], scales=scales, patterns=patterns, reads=reads, acts=acts,
                         errors=errors, embed=self.model.W_E[tokens])
 
@@ -244,7 +269,7 @@ class ReplacementModel:
         def leaf(value: torch.Tensor) -> torch.Tensor:
             return value.detach().expand(batch, *value.shape).clone().requires_grad_(requires_grad)
 
-        leaves = [leaf(embed)] + [leaf(site.reconstruct(a) + e) for site, a, e in zip(self.sites, acts, errors)]
+        leaves = [leaf(embed)] + [leaf(self.reconstruct(acts, j) + e) for j, e in enumerate(errors)]
         reads: list[torch.Tensor | None] = [None] * len(self.sites)
         hooks = [("hook_embed", lambda x, hook: leaves[0])]
         for name, value in list(snap.scales.items()) + list(snap.patterns.items()):
