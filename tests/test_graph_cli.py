@@ -123,6 +123,9 @@ def test_dictionaries_of_another_model_are_rejected(run_cli, lm, tmp_path):
     'name = "x\nmodel = \n',                                                                     # not TOML
     'model = "LM"\n[[prompts]]\nprompt = "a"\ntarget = "a"\ncontrast = "b"\n',                  # no name
     'name = "x"\nmodel = "LM"\n[[prompts]]\nprompt = "when Zorblax"\ntarget = "Mary"\ncontrast = "John"\n',
+    'name = "../../escaped"\nmodel = "LM"\n[[prompts]]\nprompt = "a"\ntarget = "a"\ncontrast = "b"\n',  # path in name
+    'name = "/tmp/abs"\nmodel = "LM"\n[[prompts]]\nprompt = "a"\ntarget = "a"\ncontrast = "b"\n',      # absolute name
+    'name = "x"\nmodel = "LM"\nbatch_size = 0\n[[prompts]]\nprompt = "a"\ntarget = "a"\ncontrast = "b"\n',
 ])
 def test_malformed_recipes_fail_with_one_line(run_cli, lm, tmp_path, text):
     recipe = tmp_path / "bad.toml"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import random
+import re
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -257,6 +258,12 @@ def read_recipe(path: str | Path) -> Recipe:
             raise InterpError(f"recipe {path} has an unknown key {key!r}; allowed: {', '.join(RECIPE_KEYS)}")
         if not isinstance(value, RECIPE_KEYS[key]) or isinstance(value, bool):
             raise InterpError(f"recipe {path}: {key!r} has the wrong type ({type(value).__name__})")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", data["name"]) or ".." in data["name"]:
+        # The name becomes output file names ({name}-00.json): a path in it would write outside --out-dir.
+        raise InterpError(f"recipe {path}: name {data['name']!r} must be a plain file name (letters, digits, _ . -)")
+    for key in ("max_feature_nodes", "batch_size"):
+        if key in data and data[key] < (0 if key == "max_feature_nodes" else 1):
+            raise InterpError(f"recipe {path}: {key} must be {'≥ 0' if key == 'max_feature_nodes' else '≥ 1'}")
     prompts = data["prompts"]
     if not prompts:
         raise InterpError(f"recipe {path} has no prompts")
@@ -308,7 +315,7 @@ def run_recipe(recipe_path: str | Path, out_dir: str | Path, progress: bool = Tr
     for i, p in enumerate(tqdm(recipe.prompts, desc=f"recipe {recipe.name}", disable=not progress)):
         slug = f"{recipe.name}-{i:02d}"
         ex = extract(setup, p["prompt"], contrast=(p["target"], p["contrast"]), node_threshold=recipe.node_threshold,
-                     edge_threshold=recipe.edge_threshold, max_feature_nodes=recipe.max_feature_nodes,
+                     edge_threshold=recipe.edge_threshold, max_feature_nodes=recipe.max_feature_nodes or None,
                      batch_size=recipe.batch_size, slug=slug, feature_json_base_url="features")
         drops = ablation_drops(setup, ex, setup.token_id(p["target"]), setup.token_id(p["contrast"]),
                                seed=recipe.seed + i, mode=recipe.ablation_mode)
