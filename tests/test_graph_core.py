@@ -129,7 +129,7 @@ def test_constrained_frozen_intervention_moves_logit_by_its_edge(built):
     assert change == pytest.approx(-float(logit_row[j]), rel=1e-6)
 
 
-@pytest.mark.parametrize("how", ["constrained", "free"])
+@pytest.mark.parametrize("how", ["constrained", "replacement", "free"])
 def test_interventions_without_change_give_clean_logits_and_set_changes_them(built, how):
     rep, graph = built
     res = intervene(rep, TOKENS, [], mode=how)
@@ -141,11 +141,33 @@ def test_interventions_without_change_give_clean_logits_and_set_changes_them(bui
         intervene(rep, TOKENS, [Intervention("mlp", 7, 1, 0)], mode=how)
 
 
+def test_free_ablation_is_the_real_model_with_one_decoder_contribution_removed(built):
+    """Reference: the real model where layer 0's MLP output at the feature's position loses act × W_dec[f]
+    (upstream of layer 0 nothing changes, so the live activation is the clean one); errors downstream follow."""
+    rep, graph = built
+    node = next(n for n in graph.nodes if n.kind == "mlp" and n.layer == 0 and n.pos == 3)
+    i = _site(rep, node)
+    sae = rep.sites[i].sae
+    act = float(rep.snapshot(TOKENS).acts[i][3, node.index])
+
+    def remove(x, hook):
+        x = x.clone()
+        x[0, 3] -= act * sae.W_dec[node.index]
+        return x
+
+    expected = rep.model.run_with_hooks(TOKENS[None], fwd_hooks=[("blocks.0.hook_mlp_out", remove)])[0, -1]
+    res = intervene(rep, TOKENS, [Intervention("mlp", 0, 3, node.index, 0.0)], mode="free")
+    assert (res.new_logits - expected).abs().max() <= 1e-12 * max(1.0, float(expected.abs().max()))
+    # Errors follow in "free"; in "replacement" the layer-1 error stays at its clean value, so the two differ.
+    kept = intervene(rep, TOKENS, [Intervention("mlp", 0, 3, node.index, 0.0)], mode="replacement").new_logits
+    assert (res.new_logits - kept).abs().max() > 1e-6
+
+
 def test_free_and_constrained_differ_when_attention_reads_the_change(built):
     rep, graph = built
     node = next(n for n in graph.nodes if n.kind == "mlp" and n.layer == 0 and n.pos == 2)
     ivs = [Intervention("mlp", 0, 2, node.index, 10.0)]
-    free = intervene(rep, TOKENS, ivs, mode="free").new_logits
+    free = intervene(rep, TOKENS, ivs, mode="replacement").new_logits
     constrained = intervene(rep, TOKENS, ivs, mode="constrained").new_logits
     assert (free - constrained).abs().max() > 1e-6
 

@@ -206,5 +206,7 @@ def register(cli) -> None:
     p.add_argument("--prompt", required=True)
     p.add_argument("--set", type=_intervention, action="append", required=True,
                    help="KIND:LAYER:POS:FEATURE[=VALUE] (value 0 = ablate); repeatable")
-    p.add_argument("--how", choices=["constrained", "free"], default="constrained",
-                   help="constrained: attention patterns and LayerNorm frozen; free: everything recomputed")
+    p.add_argument("--how", choices=["constrained", "replacement", "free"], default="constrained",
+                   help="constrained: the replacement model with attention patterns and normalisation frozen; replacement: "
+                        "the replacement model run freely (errors at their clean values); free: the real model with "
+                        "only the changed features' decoder contributions replaced (errors follow)")

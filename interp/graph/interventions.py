@@ -1,11 +1,15 @@
 """Interventions on features: ablate them or set them to a value, and read off the new logits.
 
-Every site's output is its dictionary's reconstruction from (recomputed) feature activations plus
-the error term of the clean run, so with no intervention both modes give the clean logits exactly.
+Three modes; with no intervention each gives the clean logits exactly.
 
-- "constrained": attention patterns and LayerNorm scales stay frozen at the clean run's values;
-  features downstream of the intervention are recomputed from their new inputs;
-- "free": nothing is frozen, attention and LayerNorm are recomputed too.
+- "free": the real model runs, and at each output a changed feature writes, only that feature's
+  decoder contribution changes: (value − its live activation) × its decoder row is added. Everything
+  else, MLPs and their reconstruction errors included, is recomputed by the model itself;
+- "replacement": the replacement model runs freely: every site's output is its dictionary's
+  reconstruction from recomputed feature activations plus the clean run's error term (errors do
+  not follow the intervention); attention and normalisation are recomputed;
+- "constrained": as "replacement", but attention patterns and normalisation scales stay frozen at
+  the clean run's values.
 
 With `freeze_features` every feature not intervened on keeps its clean activation: in constrained
 mode that is the frozen local replacement model, where an edge weight is exactly a direct effect.
@@ -21,7 +25,7 @@ from interp.errors import InterpError
 from interp.graph.replacement import ReplacementModel, Snapshot
 from interp.results import Result
 
-MODES = ("constrained", "free")
+MODES = ("constrained", "replacement", "free")
 
 
 @dataclass
@@ -48,7 +52,7 @@ def intervene(replacement: ReplacementModel, tokens_or_snap: torch.Tensor | Snap
               interventions: list[Intervention], mode: str = "constrained",
               freeze_features: bool = False) -> InterventionResult:
     if mode not in MODES:
-        raise InterpError(f"unknown intervention mode {mode!r}; choose constrained or free")
+        raise InterpError(f"unknown intervention mode {mode!r}; choose one of {', '.join(MODES)}")
     snap = tokens_or_snap if isinstance(tokens_or_snap, Snapshot) else replacement.snapshot(tokens_or_snap)
     site_index = {(s.kind, s.layer): i for i, s in enumerate(replacement.sites)}
     n_pos = snap.tokens.numel()
@@ -62,6 +66,8 @@ def intervene(replacement: ReplacementModel, tokens_or_snap: torch.Tensor | Snap
                               f"({n_pos} tokens) or the dictionary ({replacement.sites[i].d_sae} features)")
         by_site.setdefault(i, []).append(iv)
 
+    if mode == "free":
+        return _free(replacement, snap, interventions, by_site)
     reads: list[torch.Tensor | None] = [None] * len(replacement.sites)
     acts_now: list[torch.Tensor | None] = [None] * len(replacement.sites)
     hooks = []
@@ -88,3 +94,33 @@ def intervene(replacement: ReplacementModel, tokens_or_snap: torch.Tensor | Snap
         logits = replacement.model.run_with_hooks(snap.tokens[None], fwd_hooks=hooks)
     return InterventionResult(mode=mode, interventions=[iv.__dict__ for iv in interventions],
                               clean_logits=snap.logits[-1], new_logits=logits[0, -1], reads=reads)
+
+
+def _free(replacement: ReplacementModel, snap: Snapshot, interventions: list[Intervention],
+          by_site: dict[int, list[Intervention]]) -> InterventionResult:
+    """The real model with only the changed features' decoder contributions replaced."""
+    live: dict[int, torch.Tensor] = {}
+    hooks = []
+    for i in by_site:
+        def read_fn(x, hook, i=i):
+            live[i] = replacement.sites[i].encode(x[0]).to(x.dtype)
+            return x
+
+        hooks.append((replacement.sites[i].read_hook, read_fn))
+    for j, writers in enumerate(replacement.writers):
+        changed = [(i, w) for i, w in writers if i in by_site]
+        if not changed:
+            continue
+
+        def write_fn(x, hook, changed=changed):
+            x = x.clone()
+            for i, w in changed:
+                for iv in by_site[i]:
+                    x[0, iv.pos] += (iv.value - live[i][iv.pos, iv.feature]) * w[iv.feature].to(x.dtype)
+            return x
+
+        hooks.append((replacement.sites[j].write_hook, write_fn))
+    with torch.no_grad():
+        logits = replacement.model.run_with_hooks(snap.tokens[None], fwd_hooks=hooks)
+    return InterventionResult(mode="free", interventions=[iv.__dict__ for iv in interventions],
+                              clean_logits=snap.logits[-1], new_logits=logits[0, -1], reads=[])

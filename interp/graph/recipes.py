@@ -173,9 +173,12 @@ def ablation_drops(setup: Setup, extraction: Extraction, target: int, contrast: 
     - "unsigned": the k features of highest influence whatever their sign;
     - "attribution": the k features of largest positive signed attribution;
     - "random": k random active feature nodes of the graph, the metric averaged over `n_random`
-      independent draws (one draw of 10 is a noisy estimate of what a random ablation costs).
-    Each is measured with the recipe's mode and, as "*_constrained", with attention patterns and
-    LayerNorm scales frozen (the setting the graph itself assumes).
+      independent draws (one draw of 10 is a noisy estimate of what a random ablation costs);
+    - "random_same_positions": for each of the "top" features, a random other active feature at the
+      same position (the top features crowd the last positions, where any ablation costs more);
+    - "random_pruned": k random feature nodes of the pruned graph.
+    Random controls average `n_random` draws. Each is measured with the recipe's mode (suffix ""),
+    and as "*_constrained" and "*_replacement" (see `interp.graph.interventions`).
     """
     from interp.graph.prune import hierarchical_attribution
 
@@ -189,6 +192,19 @@ def ablation_drops(setup: Setup, extraction: Extraction, target: int, contrast: 
     attribution = sorted((j for j in features if signed[j] > 0), key=lambda j: -float(signed[j]))[:k]
     rng = random.Random(seed)
     random_sets = [rng.sample(features, min(k, len(features))) for _ in range(n_random)]
+    at_position: dict[int, list[int]] = {}
+    for j in features:
+        at_position.setdefault(graph.nodes[j].pos, []).append(j)
+    same_position_sets = []
+    for _ in range(n_random):
+        chosen: list[int] = []
+        for j in top:
+            others = [o for o in at_position[graph.nodes[j].pos] if o not in top and o not in chosen]
+            if others:
+                chosen.append(rng.choice(others))
+        same_position_sets.append(chosen)
+    in_pruned = [j for j in features if bool(pruned.node_mask[j])]
+    pruned_sets = [rng.sample(in_pruned, min(k, len(in_pruned))) for _ in range(n_random)]
 
     def ablate(nodes: list[int], how: str) -> float:
         ivs = [Intervention(graph.nodes[j].kind, graph.nodes[j].layer, graph.nodes[j].pos, graph.nodes[j].index, 0.0)
@@ -198,9 +214,11 @@ def ablation_drops(setup: Setup, extraction: Extraction, target: int, contrast: 
     clean = task_metric(setup.replacement.snapshot(tokens).logits[-1], target, contrast)
     out = {"metric_clean": clean}
     scale = clean if abs(clean) > 1e-8 else 1e-8
+    modes = [(mode, "")] + [(m, f"_{m}") for m in ("constrained", "replacement") if m != mode]
     for name, node_sets in (("top", [top]), ("unsigned", [unsigned]), ("attribution", [attribution]),
-                            ("random", random_sets)):
-        for how, suffix in ((mode, ""), ("constrained", "_constrained")):
+                            ("random", random_sets), ("random_same_positions", same_position_sets),
+                            ("random_pruned", pruned_sets)):
+        for how, suffix in modes:
             out[f"metric_{name}{suffix}"] = sum(ablate(nodes, how) for nodes in node_sets) / len(node_sets)
             out[f"{name}_drop{suffix}"] = (clean - out[f"metric_{name}{suffix}"]) / scale
     return out
@@ -276,8 +294,10 @@ def read_recipe(path: str | Path) -> Recipe:
     for key in ("node_threshold", "edge_threshold"):
         if key in data and not 0.0 <= data[key] <= 1.0:
             raise InterpError(f"recipe {path}: {key} must lie in [0, 1]")
-    if data.get("ablation_mode", "free") not in ("free", "constrained"):
-        raise InterpError(f"recipe {path}: ablation_mode must be free or constrained")
+    from interp.graph.interventions import MODES as ABLATION_MODES
+
+    if data.get("ablation_mode", "free") not in ABLATION_MODES:
+        raise InterpError(f"recipe {path}: ablation_mode must be one of {', '.join(ABLATION_MODES)}")
     fields = {k: v for k, v in data.items() if k not in ("model", "transcoders", "attn_saes")}
     return Recipe(model=_resolve(data["model"], path),
                   transcoders=_resolve(data["transcoders"], path) if "transcoders" in data else None,
@@ -292,7 +312,10 @@ class RecipeSummary(Result):
     random10_ablation_drop: float
     top10_unsigned_ablation_drop: float
     top10_attribution_ablation_drop: float
+    random10_same_positions_ablation_drop: float
+    random10_pruned_ablation_drop: float
     constrained: dict[str, float]
+    replacement: dict[str, float]
     ablation_mode: str
     metric_clean: float
     replacement_score: float
@@ -338,14 +361,16 @@ def run_recipe(recipe_path: str | Path, out_dir: str | Path, progress: bool = Tr
         # 1 - mean ablated metric / mean clean metric: stable where one prompt's clean metric is near 0.
         return 1.0 - mean(f"metric_{name}") / mean("metric_clean")
 
-    summary = RecipeSummary(recipe=recipe.name, n_prompts=len(rows), top10_ablation_drop=pooled_drop("top"),
-                            random10_ablation_drop=pooled_drop("random"),
-                            top10_unsigned_ablation_drop=pooled_drop("unsigned"),
-                            top10_attribution_ablation_drop=pooled_drop("attribution"),
-                            constrained={"top10_ablation_drop": pooled_drop("top_constrained"),
-                                         "random10_ablation_drop": pooled_drop("random_constrained"),
-                                         "top10_unsigned_ablation_drop": pooled_drop("unsigned_constrained"),
-                                         "top10_attribution_ablation_drop": pooled_drop("attribution_constrained")},
+    names = {"top10_ablation_drop": "top", "random10_ablation_drop": "random",
+             "top10_unsigned_ablation_drop": "unsigned", "top10_attribution_ablation_drop": "attribution",
+             "random10_same_positions_ablation_drop": "random_same_positions",
+             "random10_pruned_ablation_drop": "random_pruned"}
+
+    def in_mode(suffix: str) -> dict[str, float]:
+        return {field: pooled_drop(name + suffix) for field, name in names.items()}
+
+    other = {m: in_mode(f"_{m}") if m != recipe.ablation_mode else in_mode("") for m in ("constrained", "replacement")}
+    summary = RecipeSummary(recipe=recipe.name, n_prompts=len(rows), **in_mode(""), **other,
                             ablation_mode=recipe.ablation_mode,
                             metric_clean=mean("metric_clean"),
                             replacement_score=mean("replacement_score"),
