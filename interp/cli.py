@@ -56,9 +56,12 @@ class CLI:
         train.set_defaults(handler=lambda args: train.error("say what to train"))
         self.evaluators: dict[str, Evaluator] = {}
         evaluate = add_common(self.commands.add_parser(
-            "evaluate", help="recompute the metrics of a checkpoint folder (classifier, LM or dictionaries)"))
-        evaluate.add_argument("path", type=Path, help="checkpoint folder")
+            "evaluate", help="recompute the metrics of a checkpoint folder (classifier, LM or dictionaries), or "
+                             "measure an LM's loss on a text (--text; Hugging Face model folders too)"))
+        evaluate.add_argument("path", type=Path, help="checkpoint folder or Hugging Face model folder")
         evaluate.add_argument("--data-dir", type=Path, default=None, help="where the dataset lies (image models)")
+        evaluate.add_argument("--text", type=Path, default=None,
+                              help="a UTF-8 text file: report the LM's mean next-token cross-entropy on it")
         evaluate.set_defaults(handler=self._evaluate)
 
     def add_command(self, name: str, handler: Handler, help: str, compute: bool = True) -> argparse.ArgumentParser:
@@ -76,9 +79,9 @@ class CLI:
 
     def _evaluate(self, args: argparse.Namespace) -> dict[str, Any]:
         from interp.io import read_checkpoint_config
+        from interp.models.hf import is_hf_folder
 
-        config = read_checkpoint_config(args.path)
-        kind = config["kind"]
+        kind = "hf" if is_hf_folder(args.path) else read_checkpoint_config(args.path)["kind"]
         if kind not in self.evaluators:
             raise InterpError(f"{args.path} is a {kind!r} checkpoint, which `interp evaluate` cannot evaluate")
         return self.evaluators[kind](args.path, args)

@@ -454,7 +454,7 @@ def attribute(replacement: ReplacementModel, tokens: torch.Tensor, *, prompt: st
         nodes.append(Node("embedding", -1, p, tok, float(embed_norms[p]), token_strings[p] if token_strings else ""))
         values.append(float("nan"))
     for t in logits_t:
-        v = float(snap.logits[-1] @ t.direction.to(snap.logits.device, snap.logits.dtype))
+        v = float(snap.linear_logits[-1] @ t.direction.to(snap.logits.device, snap.logits.dtype))
         nodes.append(Node("logit", replacement.n_layers, n_pos - 1, t.vocab_id, v, t.label))
         values.append(v)
     d_saes = {s.kind: s.d_sae for s in sites}

@@ -22,7 +22,9 @@ A *site* is one dictionary in the model: where it reads, where it writes, and it
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import torch
 from sae_lens import SAE
@@ -162,7 +164,12 @@ class Snapshot:
     reads: list[torch.Tensor]             # per site: its input [pos, d_in]
     acts: list[torch.Tensor]              # per site: feature activations [pos, d_sae]
     errors: list[torch.Tensor]            # per site: true output - reconstruction [pos, d_out]
-    embed: torch.Tensor                   # [pos, d_model], W_E[tokens]
+    embed: torch.Tensor                   # [pos, d_model], what hook_embed carries (W_E[tokens])
+    linear_logits: torch.Tensor | None = None   # [pos, d_vocab] before an output soft cap (Gemma 2); else logits
+
+    def __post_init__(self) -> None:
+        if self.linear_logits is None:
+            self.linear_logits = self.logits
 
 
 @dataclass
@@ -232,9 +239,12 @@ class ReplacementModel:
         wanted = {s.read_hook for s in self.sites} | {s.write_hook for s in self.sites}
 
         def keep(name: str) -> bool:
-            return name.endswith(("hook_scale", "hook_pattern")) or name in wanted
+            return name.endswith(("hook_scale", "hook_pattern")) or name in wanted or name == "hook_embed"
 
-        logits, cache = self.model.run_with_cache(tokens[None], names_filter=keep)
+        with self.linear_output():
+            linear, cache = self.model.run_with_cache(tokens[None], names_filter=keep)
+        cap = self.model.cfg.output_logits_soft_cap
+        logits = cap * torch.tanh(linear / cap) if cap > 0 else linear
         scales = {k: v for k, v in cache.items() if k.endswith("hook_scale")}
         patterns = {k: v for k, v in cache.items() if k.endswith("hook_pattern")}
         reads, acts, errors = [], [], []
@@ -245,7 +255,18 @@ class ReplacementModel:
         for j, (site, x) in enumerate(zip(self.sites, reads)):
             errors.append(cache[site.write_hook][0] - self.reconstruct(acts, j) - site.skip(x))
         return Snapshot(tokens=tokens, logits=logits[0], scales=scales, patterns=patterns, reads=reads, acts=acts,
-                        errors=errors, embed=self.model.W_E[tokens])
+                        errors=errors, embed=cache["hook_embed"][0], linear_logits=linear[0])
+
+    @contextlib.contextmanager
+    def linear_output(self) -> Iterator[None]:
+        """Switch off an output soft cap (Gemma 2's cap · tanh(logits / cap)) for the block: the graph's logit
+        nodes are the logits before it, which are linear in the residual stream; probabilities use the capped ones."""
+        cap = self.model.cfg.output_logits_soft_cap
+        self.model.cfg.output_logits_soft_cap = -1.0
+        try:
+            yield
+        finally:
+            self.model.cfg.output_logits_soft_cap = cap
 
     def forward(self, snap: Snapshot, batch: int = 1, acts: list[torch.Tensor] | None = None,
                 errors: list[torch.Tensor] | None = None, embed: torch.Tensor | None = None,
@@ -288,7 +309,7 @@ class ReplacementModel:
         if last_position_only and "ln_final.hook_normalized" in self.model.hook_dict:
             hooks.append(("ln_final.hook_normalized", lambda x, hook: x[:, -1:]))
         tokens = snap.tokens[None].expand(batch, n_pos)
-        with torch.set_grad_enabled(requires_grad):
+        with torch.set_grad_enabled(requires_grad), self.linear_output():
             logits = self.model.run_with_hooks(tokens, fwd_hooks=hooks)
         if last_position_only:
             logits = logits[:, -1:]

@@ -13,6 +13,7 @@ full `HookedTransformerConfig`), `tokenizer.json` and `metrics.json`.
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,8 +148,15 @@ def save_lm(folder: str | Path, model: HookedTransformer, tokenizer: WordTokeniz
 
 
 def load_lm(folder: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> LoadedLM:
-    """Load an LM checkpoint folder written by `save_lm`; InterpError on anything that does not fit."""
+    """Load an LM checkpoint folder written by `save_lm`, or a Hugging Face model folder (GPT-2, GPT-NeoX,
+    Llama, Qwen2, Gemma 2: see `interp.models.hf`); InterpError on anything that does not fit."""
+    from interp.models.hf import is_hf_folder
+
     folder = Path(folder)
+    if is_hf_folder(folder):
+        from interp.models.hf import load_hf_lm
+
+        return load_hf_lm(folder, device=device, dtype=dtype)
     kind = read_checkpoint_config(folder)["kind"]
     if kind != "lm":
         raise InterpError(f"{folder} holds a {kind!r} checkpoint, not a language model")
@@ -172,6 +180,57 @@ def load_lm(folder: str | Path, device: str | torch.device = "cpu", dtype: torch
     model = model.to(device, print_details=False)
     model.eval()
     return LoadedLM(model=model, tokenizer=tokenizer, config=config, metrics=metrics, path=folder)
+
+
+def read_text_file(path: str | Path) -> str:
+    """The text of a UTF-8 text file; InterpError for a missing, binary, non-UTF-8 or empty file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InterpError(f"text file not found: {path}")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InterpError(f"{path} is not a UTF-8 text file (byte {e.start} is not UTF-8)") from None
+    if "\x00" in text:
+        raise InterpError(f"{path} is not a text file (it holds NUL bytes)")
+    if not text.strip():
+        raise InterpError(f"{path} holds no text")
+    return text
+
+
+@torch.no_grad()
+def text_loss(lm: LoadedLM, text: str, batch_size: int = 8) -> dict[str, Any]:
+    """Mean next-token cross-entropy (nats) of the model on `text`.
+
+    The text is tokenized once (no BOS) and cut into consecutive windows that fill the context, each
+    starting with the tokenizer's BOS when its convention has one; every token after a window's first
+    position is predicted once. Tokenizers without BOS (Qwen2) leave each window's first token unpredicted."""
+    ids = lm.tokenizer.encode(text, prepend_bos=False)
+    bos = lm.tokenizer.encode("", prepend_bos=True)  # [] or [BOS]
+    n_ctx = lm.model.cfg.n_ctx
+    step = n_ctx - len(bos)
+    windows = [bos + ids[i:i + step] for i in range(0, len(ids), step)]
+    windows = [w for w in windows if len(w) > 1]
+    if not windows:
+        raise InterpError(f"the text has {len(ids)} token(s): too short to predict any token")
+    device = lm.model.cfg.device
+    total, count = 0.0, 0
+    for start in range(0, len(windows), batch_size):
+        batch = windows[start:start + batch_size]
+        length = max(len(w) for w in batch)
+        tokens = torch.zeros((len(batch), length), dtype=torch.long)
+        mask = torch.zeros((len(batch), length - 1), dtype=torch.bool)
+        for row, w in enumerate(batch):
+            tokens[row, :len(w)] = torch.tensor(w)
+            mask[row, :len(w) - 1] = True
+        logits = lm.model(tokens.to(device), return_type="logits").float().cpu()
+        logprobs = logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]
+        total += -logprobs[mask].sum().item()
+        count += int(mask.sum())
+    loss = total / count
+    return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "n_tokens": count, "n_windows": len(windows),
+            "n_ctx": n_ctx, "bos": bool(bos)}
 
 
 def load_pretrained_lm(name: str, device: str | torch.device = "cpu") -> HookedTransformer:

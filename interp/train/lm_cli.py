@@ -44,8 +44,23 @@ def _evaluate_lm(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     from interp.models.lm import load_lm
     from interp.train.lm import evaluate_lm_tasks
 
+    if getattr(args, "text", None) is not None:
+        return _evaluate_text(path, args)
     lm = load_lm(path, device=str(resolve_device(args.device)), dtype=resolve_dtype(args.dtype))
     return {"path": str(path), "arch": lm.arch, **evaluate_lm_tasks(lm).to_dict()}
+
+
+def _evaluate_text(path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Mean next-token cross-entropy of an LM (ours or a Hugging Face folder) on `--text FILE`."""
+    from interp.errors import InterpError
+    from interp.models.lm import load_lm, read_text_file, text_loss
+
+    if getattr(args, "text", None) is None:
+        raise InterpError(f"{path} is a Hugging Face model folder: give --text FILE to measure its loss on a text")
+    text = read_text_file(args.text)  # before the model loads: a bad file fails fast
+    lm = load_lm(path, device=str(resolve_device(args.device)), dtype=resolve_dtype(args.dtype))
+    model = {"model_type": lm.config["model_type"]} if lm.config.get("kind") == "hf" else {"arch": lm.arch}
+    return {"path": str(path), **model, "text": str(args.text), **text_loss(lm, text)}
 
 
 def _evaluate_dictionaries(path: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -103,3 +118,4 @@ def register(cli) -> None:
         p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     cli.add_evaluator("lm", _evaluate_lm)
     cli.add_evaluator("dictionaries", _evaluate_dictionaries)
+    cli.add_evaluator("hf", _evaluate_text)
