@@ -84,11 +84,36 @@ def test_recipe_writes_one_graph_per_prompt_features_and_summary(run_cli, lm, io
 
 
 def test_intervene_reports_new_logits(run_cli, lm, ioi):
-    code, stdout, err = run_cli("intervene", "--model", lm, "--prompt", ioi[0].prompt, "--set", "mlp:1:3:0=20",
+    import torch
+
+    from interp.graph.recipes import load_setup
+
+    prompt = ioi[0].prompt
+    last = len(prompt.split())            # BOS first
+    code, stdout, err = run_cli("intervene", "--model", lm, "--prompt", prompt, "--set", f"mlp:1:{last}:0=20",
                                 "--how", "free", "--json")
     assert code == 0, err
     res = json.loads(stdout)
-    assert res["max_logit_change"] > 0 and len(res["top_after"]) == 5
+    # Reference: the real model with feature 0's decoder row added (20 - its activation) times at layer 1's
+    # MLP output, last position.
+    setup = load_setup(lm)
+    tokens = setup.encode(prompt)
+    snap = setup.replacement.snapshot(tokens)
+    site = next(i for i, s in enumerate(setup.replacement.sites) if (s.kind, s.layer) == ("mlp", 1))
+    act = float(snap.acts[site][last, 0])
+    w = setup.replacement.sites[site].W_dec[0]
+
+    def add(x, hook):
+        x = x.clone()
+        x[0, last] += (20.0 - act) * w
+        return x
+
+    with torch.no_grad():
+        logits = setup.replacement.model.run_with_hooks(tokens[None], fwd_hooks=[("blocks.1.hook_mlp_out", add)])
+    expected = float((logits[0, -1] - snap.logits[-1]).abs().max())
+    assert expected > 0.1
+    assert abs(res["max_logit_change"] - expected) <= 1e-4 * expected
+    assert len(res["top_after"]) == 5
 
 
 @pytest.mark.parametrize("args", [
@@ -153,3 +178,49 @@ def test_hierarchical_pruning_from_the_command_line(run_cli, lm, ioi, tmp_path):
         jsonschema.validate(data, SCHEMA)
         sizes.append(len(data["nodes"]))
     assert sizes[1] < sizes[0]
+
+
+def _argparse_error_line(code, out, err, prefix):
+    """argparse's own refusal: exit 2, nothing on stdout, its usage, then exactly one error line."""
+    assert code == 2, err
+    assert out == "" and "Traceback" not in err
+    lines = [line for line in err.strip().splitlines() if line]
+    errors = [line for line in lines if "error:" in line]
+    assert errors == [lines[-1]] and lines[-1].startswith(prefix), err
+    assert lines[0].startswith("usage:") and all(line.startswith(" ") for line in lines[1:-1]), err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+def test_intervene_refuses_a_value_that_is_not_finite(run_cli, lm, ioi, value):
+    code, out, err = run_cli("intervene", "--model", lm, "--prompt", ioi[0].prompt, "--set", f"mlp:1:3:0={value}",
+                             "--json")
+    _argparse_error_line(code, out, err, "interp intervene: error: argument --set: the value set must be a finite number")
+
+
+SHIPPED_GRAPH = Path(__file__).resolve().parents[1] / "circuits" / "ioi" / "ioi-00.json"
+
+
+def _first_feature(data):
+    return next(n for n in data["nodes"] if n["feature_type"] == "cross layer transcoder")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: d["links"][0].update(weight=float("nan")), "link 0 has a non-finite weight"),
+    (lambda d: _first_feature(d).update(activation=float("nan")), "has a non-finite activation"),
+    (lambda d: _first_feature(d).update(influence=float("inf")), "has a non-finite influence"),
+    (lambda d: _first_feature(d).update(ctx_idx=len(d["metadata"]["prompt_tokens"])), "outside the prompt's"),
+    (lambda d: _first_feature(d).update(ctx_idx=-1), "is at position -1, outside the prompt's"),
+])
+def test_graph_info_refuses_nan_numbers_and_positions_past_the_prompt(run_cli, tmp_path, damage, message):
+    data = json.loads(SHIPPED_GRAPH.read_text(encoding="utf-8"))
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(data))
+    code, stdout, err = run_cli("graph-info", good, "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["n_nodes"] == len(data["nodes"])
+    damage(data)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))  # NaN and Infinity as Python's json writes them (and reads them back)
+    code, stdout, err = run_cli("graph-info", bad, "--json")
+    _one_error_line(code, stdout, err)
+    assert stdout == "" and message in err

@@ -95,7 +95,17 @@ def test_extract_runs_on_a_hugging_face_folder(family, tmp_path, run_cli):
                                                              "model": str(folder), "layers": [0, 1]}))
     out = tmp_path / "g.json"
     code, stdout, err = run_cli("extract", "--model", folder, "--transcoders", tmp_path / "tc", "--mode",
-                                "transcoder-only", "--prompt", PROMPT, "--out", out, "--json", "--quiet")
+                                "transcoder-only", "--prompt", PROMPT, "--out", out, "--json", "--quiet",
+                                "--features-dir", tmp_path / "features")
     assert code == 0, err
     data = json.loads(out.read_text())
     assert data["metadata"]["prompt_tokens"] == [lm.tokenizer.vocab[t] for t in lm.tokenizer.encode(PROMPT)]
+    # Feature cards from corpus text cut into context windows by the folder's own (subword) tokenizer.
+    cards = [json.loads((tmp_path / "features" / f"{n['feature']}.json").read_text())
+             for n in data["nodes"] if n["feature_type"] == "cross layer transcoder"]
+    examples = [ex for c in cards for ex in c["examples_quantiles"][0]["examples"]]
+    assert examples and all(len(ex["tokens"]) == lm.model.cfg.n_ctx for ex in examples)
+    code, stdout, err = run_cli("intervene", "--model", folder, "--transcoders", tmp_path / "tc", "--mode",
+                                "transcoder-only", "--prompt", PROMPT, "--set", "mlp:1:3:5=2.0", "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["max_logit_change"] >= 0.0

@@ -211,9 +211,19 @@ def training_document(rng: random.Random, n_words: int) -> list[str]:
 
 
 def training_tokens(tokenizer: WordTokenizer, n_sequences: int, n_ctx: int, seed: int) -> list[list[int]]:
-    """`n_sequences` token sequences of length `n_ctx`, each BOS + corpus text."""
+    """`n_sequences` token sequences of length `n_ctx`, each BOS + corpus text. Our word tokenizer gives one
+    token per word; a subword tokenizer (a Hugging Face model's) is cut to `n_ctx` tokens, and a sequence
+    that comes out short is continued with more corpus text."""
     rng = random.Random(seed)
-    return [tokenizer.encode(" ".join(training_document(rng, n_ctx - 1))) for _ in range(n_sequences)]
+    out = []
+    for _ in range(n_sequences):
+        words = training_document(rng, n_ctx - 1)
+        ids = tokenizer.encode(" ".join(words))
+        while len(ids) < n_ctx:
+            words += training_document(rng, n_ctx - len(ids))
+            ids = tokenizer.encode(" ".join(words))
+        out.append(ids[:n_ctx])
+    return out
 
 
 # ---------------------------------------------------------------- held-out evaluation sets

@@ -12,6 +12,10 @@ its `metadata`:
 SAE-Lens has a ReLU `Transcoder` but no TopK one; `TopKTranscoder` below adds it under the
 architecture name "topk_transcoder" (registered when this module is imported). ReLU transcoders
 and all attention SAEs load with plain SAE-Lens.
+
+`load_dictionaries` also reads the layouts others publish (a single SAE-Lens folder, a folder of
+SAE-Lens folders of any SAE-Lens version, a circuit-tracer transcoder set): see
+`interp.models.dictionary_formats`.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from sae_lens.saes.transcoder import Transcoder, TranscoderConfig
 from transformer_lens import HookedTransformer
 
 from interp.errors import InterpError
-from interp.io import read_checkpoint_config, read_json
+from interp.io import read_checkpoint_config
 
 DICTIONARY_TYPES = ("transcoder", "attn_sae")
 TYPE_FOLDERS = {"transcoder": "transcoders", "attn_sae": "attn-saes"}
@@ -37,13 +41,16 @@ TYPE_FOLDERS = {"transcoder": "transcoders", "attn_sae": "attn-saes"}
 @dataclass
 class TopKTranscoderConfig(TranscoderConfig):
     k: int = 32
+    # SAE-Lens' TopK ReLUs the k kept values; circuit-tracer's keeps them as they are (False). A plain class
+    # attribute, not a dataclass field, so that SAE-Lens' training configs (which copy the fields) need not know it.
+    topk_relu = True
 
     @classmethod
     def architecture(cls) -> str:
         return "topk_transcoder"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "k": self.k}
+        return {**super().to_dict(), "k": self.k, **({} if self.topk_relu else {"topk_relu": False})}
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any]) -> "TopKTranscoderConfig":
@@ -53,16 +60,31 @@ class TopKTranscoderConfig(TranscoderConfig):
         res = cls(**filter_valid_dataclass_fields(config_dict, cls))
         if "metadata" in config_dict:
             res.metadata = SAEMetadata(**config_dict["metadata"])
+        if config_dict.get("topk_relu") is False:
+            res.topk_relu = False
         return res
 
 
+class SignedTopK(torch.nn.Module):
+    """Keep the k largest values of the last dimension as they are (no ReLU), zero the rest: circuit-tracer's TopK."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values, indices = torch.topk(x, k=self.k, dim=-1, sorted=False)
+        return torch.zeros_like(x).scatter_(-1, indices, values)
+
+
 class TopKTranscoder(Transcoder):
-    """A transcoder whose activation keeps the k largest pre-activations (ReLU'd), as SAE-Lens' TopKSAE."""
+    """A transcoder whose activation keeps the k largest pre-activations (ReLU'd, as SAE-Lens' TopKSAE, unless
+    `cfg.topk_relu` is False)."""
 
     cfg: TopKTranscoderConfig  # type: ignore[assignment]
 
     def get_activation_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        return TopK(self.cfg.k)
+        return TopK(self.cfg.k) if self.cfg.topk_relu else SignedTopK(self.cfg.k)
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any]) -> "TopKTranscoder":
@@ -94,24 +116,19 @@ def dictionaries_config(folder: str | Path) -> dict[str, Any]:
 
 
 def load_dictionaries(folder: str | Path, device: str = "cpu") -> dict[int, SAE]:
-    """{layer: SAE-Lens SAE or Transcoder} for every `layer_L/` listed in the folder's config.json."""
-    folder = Path(folder)
-    config = dictionaries_config(folder)
-    out: dict[int, SAE] = {}
-    for layer in config.get("layers", []):
-        sub = folder / f"layer_{layer}"
-        cfg = read_json(sub / "cfg.json", what=f"SAE-Lens config of layer {layer}")
-        if cfg.get("architecture") not in SAE_CLASS_REGISTRY:
-            raise InterpError(f"{sub} has unknown SAE architecture {cfg.get('architecture')!r}")
-        try:
-            sae = SAE.load_from_disk(sub, device=device)
-        except (OSError, KeyError, ValueError, RuntimeError) as e:
-            raise InterpError(f"cannot load the dictionary in {sub} ({type(e).__name__}: {e}); retrain it") from None
-        sae.eval()
-        out[int(layer)] = sae
-    if not out:
-        raise InterpError(f"{folder} lists no layers; retrain the dictionaries")
-    return out
+    """{layer: SAE-Lens SAE or Transcoder} from a dictionaries folder in any layout we read: ours (config.json +
+    `layer_L/`), one SAE-Lens folder, a folder of SAE-Lens folders, or a circuit-tracer transcoder set (its folder or
+    its config file). See `interp.models.dictionary_formats`; `describe_dictionaries` says what was loaded."""
+    from interp.models.dictionary_formats import load_any
+
+    return load_any(folder, device=device)
+
+
+def describe_dictionaries(dicts: dict[int, SAE]) -> list:
+    """One `DictionaryInfo` per layer (layer, kind, architecture, hooks, widths, skip path); `.line()` prints it."""
+    from interp.models.dictionary_formats import describe_dictionaries as describe
+
+    return describe(dicts)
 
 
 def dictionaries_model_path(folder: str | Path) -> Path:
@@ -140,3 +157,10 @@ def check_dictionaries_fit(model: HookedTransformer, dicts: dict[int, SAE]) -> N
         if sae.cfg.d_in != need_in or d_out != need_out:
             raise InterpError(f"layer {layer} dictionary has widths {sae.cfg.d_in}→{d_out} but the model's hooks "
                               f"need {need_in}→{need_out}: it belongs to another model")
+        shapes = {"W_enc": (sae.cfg.d_in, sae.cfg.d_sae), "W_dec": (sae.cfg.d_sae, d_out)}
+        if hasattr(sae, "W_skip"):
+            shapes["W_skip"] = (d_out, sae.cfg.d_in)  # SAE-Lens: skip path x @ W_skip.T
+        for name, shape in shapes.items():
+            if tuple(getattr(sae, name).shape) != shape:
+                raise InterpError(f"layer {layer} dictionary's {name} has shape {list(getattr(sae, name).shape)} but "
+                                  f"its widths {sae.cfg.d_in}→{d_out} need {list(shape)}")
