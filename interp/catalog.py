@@ -3,7 +3,9 @@
 The app reads only inside its *roots*: the project's `checkpoints/` and `circuits/`, or the folders
 given when it starts (`streamlit run app/Home.py -- --checkpoints DIR --circuits DIR`, or the
 environment variables `INTERP_CHECKPOINTS` / `INTERP_CIRCUITS`, each an `os.pathsep`-separated
-list). `guard` refuses any other path with an `InterpError`, which the app shows as a message.
+list). `guard` refuses any other path with an `InterpError`, which the app shows as a message, and so
+it does a pipe, socket or device inside them. Listings follow a symlink only to a regular file that
+lies inside the same root, and never open anything else.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import dataclasses
 import functools
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -80,7 +83,27 @@ def guard(path: str | Path, roots: Roots, within: Sequence[Path] | None = None) 
         raise InterpError(f"refused: {text} lies outside the folders this app may read "
                           f"({', '.join(str(r) for r in allowed)}); start the app with "
                           f"--checkpoints/--circuits DIR to allow another folder")
+    try:
+        mode = os.stat(resolved).st_mode
+    except FileNotFoundError:
+        return resolved  # not there (yet): whoever reads it says so
+    except OSError as e:
+        raise InterpError(f"refused: {text} cannot be examined ({e.strerror})") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise InterpError(f"refused: {text} is not a regular file or a folder (a pipe, socket or device is never read)")
     return resolved
+
+
+def regular_file_inside(path: Path, root: Path) -> Path | None:
+    """`path` resolved (symlinks followed), if it is a regular file inside `root`; else None.
+    Only `stat` is called: a pipe, socket or device is never opened, a link that leaves the root never read."""
+    try:
+        resolved = path.resolve()
+        if not is_inside(resolved, root):
+            return None
+        return resolved if stat.S_ISREG(os.stat(resolved).st_mode) else None
+    except (OSError, RuntimeError):  # a dangling link, a loop of links, no permission
+        return None
 
 
 @dataclasses.dataclass
@@ -107,15 +130,26 @@ class CheckpointInfo:
 
 
 def _read_json_dict(path: Path) -> dict[str, Any] | None:
+    """A JSON object from a regular file, else None. Opened without blocking and checked again once
+    open, so that a file swapped for a pipe after it was listed cannot hang the reader."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+            value = json.loads(f.read().decode("utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None
 
 
-def _folder_size(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+def _folder_size(folder: Path, root: Path) -> int:
+    files = (regular_file_inside(f, root) for f in folder.rglob("*"))
+    return sum(f.stat().st_size for f in files if f is not None)
 
 
 def list_checkpoints(roots: Roots, kind: str | Sequence[str] | None = None) -> list[CheckpointInfo]:
@@ -128,14 +162,17 @@ def list_checkpoints(roots: Roots, kind: str | Sequence[str] | None = None) -> l
             continue
         for config_path in sorted(root.rglob("config.json")):
             folder = config_path.parent
-            config = _read_json_dict(config_path)
+            resolved = regular_file_inside(config_path, root)
+            config = _read_json_dict(resolved) if resolved is not None else None
             if config is None or "kind" not in config:
                 continue
             if kinds is not None and config["kind"] not in kinds:
                 continue
-            metrics = _read_json_dict(folder / "metrics.json") or {}
+            metrics_path = regular_file_inside(folder / "metrics.json", root)
+            metrics = (_read_json_dict(metrics_path) if metrics_path is not None else None) or {}
             name = str(folder.relative_to(root)) if folder != root else folder.name
-            found.append(CheckpointInfo(name, folder, str(config["kind"]), config, metrics, _folder_size(folder)))
+            found.append(CheckpointInfo(name, folder, str(config["kind"]), config, metrics,
+                                        _folder_size(folder, root)))
     return sorted(found, key=lambda c: c.name)
 
 
@@ -160,20 +197,23 @@ class GraphInfo:
 
 
 @functools.lru_cache(maxsize=1024)
-def _graph_info(path: Path, mtime_ns: int, size: int, root: Path) -> GraphInfo | None:
+def _graph_info(path: Path, name: str, mtime_ns: int, size: int) -> GraphInfo | None:
     # Keyed by modification time and size: a graph rewritten in place is read again.
     data = _read_json_dict(path)
     if data is None or not isinstance(data.get("nodes"), list) or not isinstance(data.get("links"), list):
         return None
     metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-    return GraphInfo(name=str(path.relative_to(root)), path=path, prompt=str(metadata.get("prompt", "")),
+    return GraphInfo(name=name, path=path, prompt=str(metadata.get("prompt", "")),
                      n_nodes=len(data["nodes"]), n_links=len(data["links"]),
                      model=str(metadata.get("scan", metadata.get("model", ""))))
 
 
 def list_graphs(roots: Roots) -> list[GraphInfo]:
     """Every JSON file under the circuits roots that is a graph (has `nodes` and `links`), skipping
-    the per-feature JSON files that sit beside the graphs. Each file is parsed once per version."""
+    the per-feature JSON files that sit beside the graphs. Each file is parsed once per version.
+
+    Only regular files that resolve inside their root are read: a symlink that leads out of the root,
+    a pipe, a socket or a device named `*.json` is skipped without being opened."""
     found: list[GraphInfo] = []
     for root in roots.circuits:
         if not root.is_dir():
@@ -181,8 +221,11 @@ def list_graphs(roots: Roots) -> list[GraphInfo]:
         for path in sorted(root.rglob("*.json")):
             if path.parent.name == "features":
                 continue  # feature cards, not graphs (and there are many)
-            stat = path.stat()
-            info = _graph_info(path, stat.st_mtime_ns, stat.st_size, root)
+            resolved = regular_file_inside(path, root)
+            if resolved is None:
+                continue
+            status = resolved.stat()
+            info = _graph_info(resolved, str(path.relative_to(root)), status.st_mtime_ns, status.st_size)
             if info is not None:
                 found.append(info)
     return found

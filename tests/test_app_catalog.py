@@ -133,3 +133,83 @@ def test_filter_graph_and_node_links():
     assert catalog.feature_node(nodes[1]) == catalog.FeatureNode("mlp", 0, 1, 5)
     assert catalog.feature_node(nodes[2]) == catalog.FeatureNode("attn", 1, 1, 7)
     assert catalog.feature_node(nodes[4]) is None and catalog.feature_node(nodes[0]) is None
+
+
+def _list_with_timeout(function, fifos, seconds=20.0):
+    """function() in a thread; if it is still running after `seconds` (stuck opening a pipe), the pipes
+    are opened for writing to release it and the test fails."""
+    import threading
+
+    result: dict = {}
+
+    def target():
+        try:
+            result["value"] = function()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the test's thread below
+            result["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        for fifo in fifos:
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+        thread.join(5)
+        pytest.fail(f"the listing did not finish within {seconds:g} s (it opened a pipe)")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX pipes")
+def test_list_graphs_reads_only_regular_files_inside_the_root(tmp_path):
+    import shutil
+
+    source = catalog.PROJECT_ROOT / "circuits" / "ioi" / "ioi-00.json"
+    roots = make_roots(tmp_path)
+    circ = tmp_path / "circ"
+    (circ / "ioi").mkdir()
+    shutil.copy(source, circ / "ioi" / "good.json")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.copy(source, outside / "secret.json")
+    (circ / "ioi" / "outside.json").symlink_to(outside / "secret.json")
+    (circ / "passwd.json").symlink_to("/etc/passwd")
+    (circ / "dangling.json").symlink_to(tmp_path / "nothing.json")
+    os.mkfifo(circ / "pipe.json")
+
+    graphs = _list_with_timeout(lambda: catalog.list_graphs(roots), [circ / "pipe.json"])
+    expected = json.loads(source.read_text(encoding="utf-8"))
+    assert [(g.name, g.path, g.n_nodes, g.n_links) for g in graphs] == [
+        ("ioi/good.json", (circ / "ioi" / "good.json").resolve(), len(expected["nodes"]), len(expected["links"]))]
+    # The guard refuses what the listing skipped: links that lead out of the root, and the pipe.
+    for name in ("ioi/outside.json", "passwd.json", "pipe.json"):
+        with pytest.raises(InterpError, match="refused"):
+            catalog.guard(circ / name, roots)
+    assert catalog.guard(circ / "ioi" / "good.json", roots) == (circ / "ioi" / "good.json").resolve()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX pipes")
+def test_list_checkpoints_skips_links_out_of_the_root_and_pipes(tmp_path):
+    roots = make_roots(tmp_path)
+    ck = tmp_path / "ck"
+    (ck / "good").mkdir()
+    (ck / "good" / "config.json").write_text(json.dumps({"kind": "lm"}))
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "config.json").write_text(json.dumps({"kind": "lm"}))
+    (outside / "big.bin").write_bytes(b"x" * 10_000)
+    (ck / "linked").mkdir()
+    (ck / "linked" / "config.json").symlink_to(outside / "config.json")
+    (ck / "good" / "big.bin").symlink_to(outside / "big.bin")  # not counted: it lies outside
+    (ck / "piped").mkdir()
+    os.mkfifo(ck / "piped" / "config.json")
+    os.mkfifo(ck / "good" / "metrics.json")
+
+    found = _list_with_timeout(lambda: catalog.list_checkpoints(roots),
+                               [ck / "piped" / "config.json", ck / "good" / "metrics.json"])
+    assert [(c.name, c.metrics, c.size_bytes) for c in found] == [
+        ("good", {}, (ck / "good" / "config.json").stat().st_size)]

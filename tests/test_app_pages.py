@@ -355,3 +355,81 @@ def test_page_whose_analysis_module_is_missing_says_so(monkeypatch, project_root
     at = run_page("5_Harmless_perturbations.py")
     assert any("needs `interp.viz.harmless`" in i.value for i in at.info)
     assert not plotly_charts(at)
+
+
+def test_circuits_live_modes_are_the_engines_and_each_extracts(circuits_roots):
+    from interp.graph.replacement import MODES
+
+    at = run_page("2_Circuits.py")
+    at.radio(key="source").set_value("extract live").run()
+    assert not at.exception
+    assert at.selectbox(key="mode").options == list(MODES)
+    at.text_input(key="prompt").input("the dog sees a ball and the dog sees a").run()
+    for mode in MODES:
+        at.selectbox(key="mode").select(mode).run()
+        at.button[0].click().run()  # the form's Extract button
+        assert not at.exception, [e.message for e in at.exception]
+        assert not at.error, [e.value for e in at.error]
+        assert int({m.label: m.value for m in at.metric}["Nodes shown"]) > 0
+        assert len(plotly_charts(at)) == 3  # graph, live feature card, ablation
+
+
+def test_circuits_graph_with_a_node_past_the_prompt_shows_an_error(monkeypatch, tiny_circuits, tmp_path):
+    root, graph = tiny_circuits
+    damaged = json.loads(json.dumps(graph))
+    n_tokens = len(damaged["metadata"]["prompt_tokens"])
+    for node in damaged["nodes"]:
+        if catalog.feature_node(node) is not None:
+            node["ctx_idx"] = n_tokens + 3
+    (tmp_path / "circuits" / "bad").mkdir(parents=True)
+    (tmp_path / "circuits" / "bad" / "bad-00.json").write_text(json.dumps(damaged))
+    monkeypatch.setenv(catalog.ENV_CHECKPOINTS, str(root / "checkpoints"))
+    monkeypatch.setenv(catalog.ENV_CIRCUITS, str(tmp_path / "circuits"))
+    at = run_page("2_Circuits.py")
+    assert at.selectbox(key="graph").options[0].startswith("bad/bad-00.json")
+    assert any(f"outside the prompt's {n_tokens} tokens" in e.value for e in at.error), [e.value for e in at.error]
+    assert not plotly_charts(at)
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf"])
+def test_bilinear_spectra_lm_output_direction_that_is_not_finite_shows_an_error(circuits_roots, bad):
+    at = run_page("3_Bilinear_spectra.py")
+    at.radio(key="kind").set_value("language model").run()
+    assert not at.exception and len(plotly_charts(at)) == 1
+    d_model = ui_lm_width(circuits_roots)
+    at.text_input(key="output").input(",".join([bad] + ["0.5"] * (d_model - 1))).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert [e.value for e in at.error] == [f"an output vector needs finite numbers; "
+                                           f"{','.join([bad] + ['0.5'] * (d_model - 1))!r} holds NaN or infinity"]
+    # A finite vector of the same size is read.
+    at.text_input(key="output").input(",".join(["0.5"] * d_model)).run()
+    assert not at.exception and not at.error and len(plotly_charts(at)) == 1
+
+
+def ui_lm_width(circuits_roots) -> int:
+    root, _ = circuits_roots
+    config = json.loads((root / "checkpoints" / "tiny-lm" / "config.json").read_text())
+    return config["hooked_transformer_config"]["d_model"]
+
+
+def test_harmless_page_labels_the_space_by_the_analysis(digits_roots):
+    from interp.harmless.layers import harmless_space
+    from interp.models.checkpoints import load_classifier
+
+    at = run_page("5_Harmless_perturbations.py")
+    exact = {}
+    for name in ("digits-cnn", "digits-relu"):
+        at.selectbox(key="model").select(name).run()
+        assert not at.exception
+        layer = at.selectbox(key="layer").value  # the first layer: a fixed (not input-dependent) space
+        space = harmless_space(load_classifier(digits_roots / name)[0], layer, image_shape=(8, 8))
+        exact[name] = space.exact
+        caption = next(c.value for c in at.caption if c.value.startswith(f"{space.kind} layer:"))
+        if space.exact:
+            assert "harmless at any magnitude" in caption and "not harmless" not in caption
+        else:
+            assert "not harmless: no exact null space" in caption and "any magnitude" not in caption
+            assert any("approximate space" in w.value for w in at.warning)
+            assert not at.success
+    # The CNN's 4 channels × 64 locations see all 64 pixels: no exact space; the MLP's 32 units leave one.
+    assert exact == {"digits-cnn": False, "digits-relu": True}

@@ -134,3 +134,23 @@ def test_spectral_tail_is_the_mass_beyond_the_top_k_and_has_gradients(case):
     tail.backward()
     assert model.bilinear.W.grad is not None and model.bilinear.W.grad.abs().sum() > 0
     assert model.head.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf"])
+def test_directions_that_are_not_finite_are_one_line_errors(bad):
+    from interp.bilinear.analysis import direction_spectrum
+
+    text = ",".join([bad] + ["0"] * 4)
+    with pytest.raises(InterpError, match="finite numbers") as error:
+        parse_direction(text, 5)
+    assert "\n" not in str(error.value)
+    weights = classifier_weights(random_classifier())
+    u = torch.tensor([float(bad), 0.0, 0.0, 0.0, 1.0], dtype=torch.float64)
+    with pytest.raises(InterpError, match=r"output direction \(mine\) holds NaN or infinity") as error:
+        direction_spectrum(weights, u, label="mine")
+    assert "\n" not in str(error.value)
+    # The same direction with a finite first entry is read: its spectrum is that of u's own Q.
+    u[0] = 0.0
+    values = direction_spectrum(weights, u, n_values=20).top_eigenvalues
+    expected = torch.linalg.eigvalsh(interaction_matrices(weights, u[None])[0])
+    assert sorted(values, key=abs) == pytest.approx(sorted(expected.tolist(), key=abs), abs=1e-10)

@@ -130,12 +130,44 @@ def test_cli_relu_model_exact_empty_and_local_space(run_cli, folders, models):
     (["--index", "100000"], "out of range"),
     (["--index", "-1"], "out of range"),
     (["--secret", "100000"], "out of range"),
-    (["--magnitude", "-1"], "--magnitude"),
 ])
 def test_cli_bad_input_one_line_exit_2(run_cli, folders, args, words):
     code, out, err = run_cli("harmless", folders["a"], *args, "--json")
     assert code == 2 and out == ""
     assert words in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flag, value, wanted", [
+    ("--magnitude", "nan", "must be a finite number > 0"),
+    ("--magnitude", "inf", "must be a finite number > 0"),
+    ("--magnitude", "-1", "must be a finite number > 0"),
+    ("--magnitude", "0", "must be a finite number > 0"),
+    ("--magnitude", "big", "must be a finite number > 0"),
+    ("--rtol", "nan", "must be a number in (0, 1)"),
+    ("--rtol", "-0.1", "must be a number in (0, 1)"),
+    ("--rtol", "0", "must be a number in (0, 1)"),
+    ("--rtol", "1", "must be a number in (0, 1)"),
+    ("--rtol", "inf", "must be a number in (0, 1)"),
+])
+def test_cli_refuses_nan_and_out_of_range_magnitude_and_rtol(run_cli, folders, tmp_path, flag, value, wanted):
+    """NaN or ∞ gave a δ of NaNs reported as `exact: true`; rtol ≥ 1 counted every direction as null."""
+    out, html = tmp_path / "basis.safetensors", tmp_path / "page.html"
+    code, stdout, err = run_cli("harmless", folders["a"], flag, value, "--json", "--out", out, "--html", html)
+    assert code == 2 and stdout == "" and "Traceback" not in err
+    lines = [line for line in err.strip().splitlines() if line]
+    # argparse's style: its usage, then exactly one error line naming the flag.
+    assert lines[0].startswith("usage: interp harmless") and [l for l in lines if "error:" in l] == [lines[-1]]
+    assert lines[-1].startswith(f"interp harmless: error: argument {flag}: {wanted}"), err
+    assert not out.exists() and not html.exists()
+
+
+def test_cli_small_positive_magnitude_and_rtol_are_accepted(run_cli, folders):
+    code, stdout, err = run_cli("harmless", folders["a"], "--magnitude", "0.5", "--rtol", "1e-6", "--json")
+    assert code == 0, err
+    result = json.loads(stdout)
+    assert result["magnitude"] == 0.5 and result["exact"] is True
+    assert result["prediction_after"] == result["prediction_before"]
+    assert result["max_abs_logit_change"] <= 1e-10 * result["max_abs_logit"]
 
 
 def test_cli_not_a_checkpoint(run_cli, tmp_path):

@@ -170,3 +170,60 @@ def test_train_cnn_on_digits_is_deterministic_and_explainable(run_cli, tmp_path)
     assert abs(result["relevance_sum"] - result["output"]) <= 1e-5 * abs(result["output"])
     code, _, stderr = run_cli("train", "cnn", "--dataset", "digits", "--out", tmp_path / "a", "--quiet")
     assert code == 2 and "already exists" in stderr
+
+
+MLP = CHECKPOINTS / "fmnist-relu"
+
+
+def test_data_bounds_on_shipped_mlp_match_the_zb_formula(run_cli):
+    """--bounds data gives 28×28 bounds; the MLP's first layer reads 784 features (issue 14)."""
+    from interp.data.images import load_image_dataset
+    from interp.models.checkpoints import load_classifier
+
+    index = 3
+    code, stdout, stderr = run_cli("relevance", MLP, "--index", str(index), "--bounds", "data", "--top", "784",
+                                   "--json")
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    assert result["rules"]["fc1"] == "zb[per-pixel bounds]" and result["rules"]["fc2"] == "lrp0"
+
+    # Independent computation, in float64, straight from the matrices.
+    model, _, _ = load_classifier(MLP)
+    data = load_image_dataset("fashion-mnist")
+    x = data.test.images[index].double().flatten()
+    train = data.train.images.double().flatten(1)
+    low, high = torch.minimum(train.amin(0), x), torch.maximum(train.amax(0), x)
+    W1, b1 = model.fc1.weight.detach().double(), model.fc1.bias.detach().double()
+    W2, b2 = model.fc2.weight.detach().double(), model.fc2.bias.detach().double()
+    hidden = torch.relu(W1 @ x + b1)
+    logits = W2 @ hidden + b2
+    target = int(logits.argmax())
+    assert result["target"] == target
+    R_hidden = hidden * W2[target]  # LRP-0 on the output layer: a_j w_tj / z_t · z_t
+    z = x[:, None] * W1.T - low[:, None] * W1.clamp(min=0).T - high[:, None] * W1.clamp(max=0).T  # (784, hidden)
+    expected = (z / z.sum(0, keepdim=True) * R_hidden[None]).sum(1)
+
+    got = torch.zeros(784, dtype=torch.float64)
+    for pixel in result["top_pixels"]:
+        got[pixel["pixel"]] = pixel["relevance"]
+    assert len(result["top_pixels"]) == 784
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6)
+    # zᴮ conserves: the pixels carry all the hidden relevance, Σ_j a_j w_tj = logit − bias.
+    assert result["relevance_sum"] == pytest.approx(float(logits[target] - b2[target]), rel=1e-5)
+    assert abs(result["absorbed_by_layer"]["fc1"]) <= 1e-5 * abs(result["output"])
+
+
+def test_zb_bounds_with_the_wrong_element_count_are_one_line_errors():
+    from interp.errors import InterpError
+    from interp.relevance.rules import ZB
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(12, 3)
+    x = torch.rand(2, 12)
+    R = torch.rand(2, 3)
+    # 3×4 bounds for a 12-feature input are reshaped: the same as flat bounds.
+    low, high = -torch.rand(3, 4), 1 + torch.rand(3, 4)
+    assert torch.equal(ZB(low, high).relevance(layer, x, R), ZB(low.flatten(), high.flatten()).relevance(layer, x, R))
+    with pytest.raises(InterpError) as error:
+        ZB(torch.zeros(5, 5), torch.ones(5, 5)).relevance(layer, x, R)
+    assert "25 values" in str(error.value) and "12 values" in str(error.value) and "\n" not in str(error.value)

@@ -17,9 +17,9 @@ import ui
 from interp import catalog
 
 ui.setup("Circuits", icon=":material/hub:")
-recipes, export, prune_mod, features_mod, interventions, viz = ui.require(
-    "interp.graph.recipes", "interp.graph.export", "interp.graph.prune", "interp.graph.features",
-    "interp.graph.interventions", "interp.viz.graph")
+recipes, replacement, export, prune_mod, features_mod, interventions, viz = ui.require(
+    "interp.graph.recipes", "interp.graph.replacement", "interp.graph.export", "interp.graph.prune",
+    "interp.graph.features", "interp.graph.interventions", "interp.viz.graph")
 from interp.errors import InterpError  # noqa: E402
 
 roots = ui.roots()
@@ -172,9 +172,9 @@ else:
         with top[0]:
             model = ui.pick_checkpoint("Model", lms, key="lm", prefer=("lm-bilinear",))
         with top[1]:
-            mode = st.selectbox("Replacement model", ["full", "transcoders"], key="mode",
-                                help="full: transcoders and attention SAEs; transcoders: attention passed through "
-                                     "linearly (as circuit-tracer builds it)")
+            mode = st.selectbox("Replacement model", list(replacement.MODES), key="mode",
+                                help="full: transcoders and attention SAEs; transcoder-only: attention passed "
+                                     "through linearly (as circuit-tracer builds it)")
         with st.form("extract"):
             prompt = st.text_input("Prompt", value=ui.example_prompt("ioi"), key="prompt")
             c1, c2 = st.columns(2)
@@ -228,9 +228,13 @@ if not node_ids:
 node_id = st.selectbox("Selected node", node_ids, key="node",
                        format_func=lambda i: f"{i} · {by_id[i]['feature_type']} · {by_id[i].get('clerp') or ''}")
 node = by_id[node_id]
+prompt_tokens = meta.get("prompt_tokens") or []
+if not (isinstance(node.get("ctx_idx"), int) and 0 <= node["ctx_idx"] < len(prompt_tokens)):
+    ui.fail(InterpError(f"node {node_id} is at position {node.get('ctx_idx')!r}, outside the prompt's "
+                        f"{len(prompt_tokens)} tokens"))
 st.subheader(f"Node {node_id}")
 st.caption(f"{node['feature_type']} · layer {node['layer']} · position {node['ctx_idx']} "
-           f"({meta.get('prompt_tokens', [''] * (node['ctx_idx'] + 1))[node['ctx_idx']]!r})"
+           f"({prompt_tokens[node['ctx_idx']]!r})"
            + (f" · activation {node['activation']:.4g}" if isinstance(node.get("activation"), (int, float)) else "")
            + (f" · influence {node['influence']:.4g}" if isinstance(node.get("influence"), (int, float)) else ""))
 
@@ -266,8 +270,10 @@ if where is None:
 elif model is None:
     st.info(f"The model this graph was made from ({meta.get('scan')!r}) is not under the checkpoint folders.")
 else:
-    how = st.radio("Recompute", ["constrained", "free"], horizontal=True, key="ablation_mode",
-                   help="constrained: attention patterns and LayerNorm scales frozen; free: everything recomputed")
+    how = st.radio("Recompute", list(interventions.MODES), horizontal=True, key="ablation_mode",
+                   help="constrained: the replacement model with attention patterns and normalisation frozen; "
+                        "replacement: the replacement model run freely, errors at their clean values; "
+                        "free: the real model with only this feature's decoder contribution removed")
     try:
         logits = ablation(str(model.path), mode, prompt, where.kind, where.layer, where.pos, where.feature, how)
     except InterpError as e:

@@ -81,11 +81,11 @@ if not space.exact:
 if check.valid_magnitude is not None or check.pattern_holds is not None:
     bound = "any magnitude" if check.valid_magnitude is None else f"magnitudes up to {check.valid_magnitude:.3g}×‖carrier‖"
     text = (f"This space depends on the carrier: harmless only while its ReLU pattern holds, along this δ for {bound}.")
-    (st.success if check.pattern_holds else st.error)(text + ("" if check.pattern_holds else
-                                                               " At this magnitude the pattern breaks."))
+    (st.success if check.pattern_holds and space.exact else st.error)(
+        text + ("" if check.pattern_holds else " At this magnitude the pattern breaks.")
+        + ("" if space.exact else f" Even so, it is {space.validity}."))
 else:
-    valid = "at any magnitude" if space.valid == "always" else space.valid
-    st.caption(f"{space.kind} layer: harmless {valid}; the secret keeps {100 * hidden.secret_kept:.1f}% of its "
+    st.caption(f"{space.kind} layer: {space.validity}; the secret keeps {100 * hidden.secret_kept:.1f}% of its "
                f"norm in the space (cosine with the original {hidden.secret_cosine:.3f}).")
 
 st.plotly_chart(viz.hidden_image_figure(hidden, title=f"Carrier ({names[int(data.test.labels[carrier])]}), secret "

@@ -48,6 +48,9 @@ class DirectionSpectrum(Result):
 def direction_spectrum(weights: BilinearWeights, direction: torch.Tensor, label: str = "", n_values: int = 20,
                        n_vectors: int = 0) -> DirectionSpectrum:
     """Eigen-spectrum of Q_u for one direction u: top values by |λ|, effective rank, top eigenvectors."""
+    if not bool(torch.isfinite(direction).all()):
+        named = f" ({label})" if label else ""
+        raise InterpError(f"the output direction{named} holds NaN or infinity; give finite numbers")
     eig = eigendecompose(weights, direction[None].to(weights.P.dtype))
     values = eig.eigenvalues[0]
     scale = values.abs().max().clamp_min(1e-30)

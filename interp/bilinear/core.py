@@ -217,6 +217,8 @@ def parse_direction(spec: str | int | torch.Tensor | list, n_out: int, class_nam
         u = torch.as_tensor(spec, dtype=torch.float32).flatten()
         if u.numel() != n_out:
             raise InterpError(f"a direction vector needs {n_out} entries, got {u.numel()}")
+        if not bool(torch.isfinite(u).all()):
+            raise InterpError("a direction vector needs finite numbers; this one holds NaN or infinity")
         return u
     if isinstance(spec, int):
         return torch.eye(n_out)[_class_index(str(spec), n_out, class_names)]

@@ -184,6 +184,8 @@ def output_direction(model, spec: str, tokenizer=None, dictionaries: dict | None
         raise InterpError(f"output {spec!r}: use token:WORD, feature:LAYER:INDEX or {model.cfg.d_model} numbers") from None
     if u.numel() != model.cfg.d_model:
         raise InterpError(f"an output vector needs d_model={model.cfg.d_model} numbers, got {u.numel()}")
+    if not bool(torch.isfinite(u).all()):
+        raise InterpError(f"an output vector needs finite numbers; {spec!r} holds NaN or infinity")
     return u, "vector"
 
 

@@ -134,13 +134,18 @@ def graph_info_command(args: argparse.Namespace) -> dict[str, Any]:
 
 def _intervention(text: str) -> tuple[str, int, int, int, float | None]:
     """KIND:LAYER:POS:FEATURE[=VALUE], e.g. mlp:1:5:42 (ablate) or attn:0:3:7=2.5 (set)."""
+    import math
+
     spec, _, value = text.partition("=")
     parts = spec.split(":")
     try:
         kind, layer, pos, feature = parts[0], int(parts[1]), int(parts[2]), int(parts[3])
-        return kind, layer, pos, feature, float(value) if value else None
+        number = float(value) if value else None
     except (IndexError, ValueError):
         raise argparse.ArgumentTypeError(f"want KIND:LAYER:POS:FEATURE[=VALUE] (e.g. mlp:1:5:42), got {text!r}") from None
+    if number is not None and not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"the value set must be a finite number, got {value!r} in {text!r}")
+    return kind, layer, pos, feature, number
 
 
 def intervene_command(args: argparse.Namespace) -> dict[str, Any]:

@@ -124,19 +124,27 @@ def _schema() -> dict:
 
 
 def validate_graph_json(data: Any, where: str = "graph JSON") -> dict[str, Any]:
-    """Schema validity plus what the schema cannot say: unique node ids, links between known nodes,
-    finite weights. InterpError (one line) on the first problem."""
+    """Schema validity plus what the schema cannot say: unique node ids, finite node numbers
+    (activation, influence, …), positions inside the prompt (0 ≤ ctx_idx < len(prompt_tokens)), links
+    between known nodes, finite weights. InterpError (one line) on the first problem."""
     try:
         jsonschema.validate(data, _schema())
     except jsonschema.ValidationError as e:
         path = "/".join(str(p) for p in e.absolute_path) or "(top level)"
         raise InterpError(f"{where} is not a valid attribution graph: at {path}: {e.message.splitlines()[0]}") from None
-    ids = [n["node_id"] for n in data["nodes"]]
+    n_tokens = len(data["metadata"]["prompt_tokens"])
     seen = set()
-    for nid in ids:
+    for node in data["nodes"]:
+        nid = node["node_id"]
         if nid in seen:
             raise InterpError(f"{where} is not a valid attribution graph: node id {nid!r} appears twice")
         seen.add(nid)
+        for key, value in node.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InterpError(f"{where} is not a valid attribution graph: node {nid!r} has a non-finite {key}")
+        if not 0 <= node["ctx_idx"] < n_tokens:
+            raise InterpError(f"{where} is not a valid attribution graph: node {nid!r} is at position "
+                              f"{node['ctx_idx']}, outside the prompt's {n_tokens} tokens (metadata.prompt_tokens)")
     for i, link in enumerate(data["links"]):
         for end in ("source", "target"):
             if link[end] not in seen:

@@ -13,6 +13,7 @@ A dictionaries folder (kind "dictionaries") gives the residual-stream directions
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,28 @@ import torch
 from interp.device import resolve_device, resolve_dtype
 from interp.errors import InterpError
 from interp.io import read_checkpoint_config, save_tensors
+
+
+def _magnitude(text: str) -> float:
+    """--magnitude: a finite number > 0 (NaN or ∞ would give a δ of NaNs, reported as "exact")."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _rtol(text: str) -> float:
+    """--rtol: a number in (0, 1); at 1 or more every singular value, σ_max too, would count as zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text}")
+    return value
 
 
 def _test_image(dataset: Any, index: int, what: str) -> Any:
@@ -32,8 +55,10 @@ def _test_image(dataset: Any, index: int, what: str) -> Any:
 
 def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
     config = read_checkpoint_config(args.path)
-    if args.magnitude < 0:
-        raise InterpError(f"--magnitude must be ≥ 0, got {args.magnitude}")
+    if not (math.isfinite(args.magnitude) and args.magnitude > 0):
+        raise InterpError(f"--magnitude must be a finite number > 0, got {args.magnitude}")
+    if args.rtol is not None and not 0 < args.rtol < 1:
+        raise InterpError(f"--rtol must be a number in (0, 1), got {args.rtol}")
     if args.approx_dim < 1 or args.n_images < 1:
         raise InterpError("--approx-dim and --n-images must be at least 1")
     if config["kind"] in ("dictionaries", "lm"):
@@ -116,10 +141,10 @@ def register(cli: Any) -> None:
     p.add_argument("path", type=Path, help="classifier checkpoint folder (or an LM dictionaries folder)")
     p.add_argument("--layer", default=None, help="layer name (default: the first layer); a bad name lists the choices")
     p.add_argument("--index", type=int, default=0, help="test image x to perturb (default 0)")
-    p.add_argument("--magnitude", type=float, default=100.0, help="‖δ‖ as a multiple of ‖x‖ (default 100)")
+    p.add_argument("--magnitude", type=_magnitude, default=100.0, help="‖δ‖ as a multiple of ‖x‖ (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random direction in the space")
-    p.add_argument("--rtol", type=float, default=None,
-                   help="σ ≤ rtol·σ_max counts as zero (default max(m, n)·eps·σ_max)")
+    p.add_argument("--rtol", type=_rtol, default=None,
+                   help="σ ≤ rtol·σ_max counts as zero, 0 < rtol < 1 (default max(m, n)·eps·σ_max)")
     p.add_argument("--approx-dim", type=int, default=32,
                    help="size of the approximate space where the exact one is empty (default 32)")
     p.add_argument("--secret", type=int, default=None, help="also hide test image J in x at 10× and 100× ‖x‖")

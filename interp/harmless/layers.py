@@ -40,15 +40,16 @@ def harmless_layers(model: nn.Module) -> dict[str, str]:
     """Layer names this model offers, each with what its space is (first entry = the default)."""
     if isinstance(model, BilinearClassifier):
         if model.embed is not None:
-            return {"embed": "null space of the linear embedding (the first layer), any magnitude",
-                    "bilinear": "common null space of W·E and V·E: pixels the bilinear layer cannot see, any magnitude"}
-        return {"bilinear": "common null space of W and V (the first layer), any magnitude"}
+            return {"embed": "null space of the linear embedding (the first layer), any magnitude when exact",
+                    "bilinear": "common null space of W·E and V·E: pixels the bilinear layer cannot see, "
+                                "any magnitude when exact"}
+        return {"bilinear": "common null space of W and V (the first layer), any magnitude when exact"}
     if isinstance(model, ReluMLP):
-        return {"fc1": "null space of the first linear layer, any magnitude",
+        return {"fc1": "null space of the first linear layer, any magnitude when exact",
                 "fc1" + RELU_SUFFIX: "units inactive at x: harmless only while the activation pattern holds"}
     name, module = _first_weight_layer(model)
     kind = "conv operator" if isinstance(module, nn.Conv2d) else "linear layer"
-    layers = {name: f"null space of the first {kind}, any magnitude"}
+    layers = {name: f"null space of the first {kind}, any magnitude when exact"}
     if _followed_by_relu(model):
         layers[name + RELU_SUFFIX] = "units inactive at x: harmless only while the activation pattern holds"
     return layers

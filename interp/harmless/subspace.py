@@ -178,6 +178,17 @@ class HarmlessSubspace(Result):
         return result
 
     @property
+    def validity(self) -> str:
+        """What the space promises, from the analysis itself (not from the layer's type): "harmless at any
+        magnitude" only for an exact null space valid always."""
+        if not self.exact:
+            return (f"not harmless: no exact null space exists, and this approximate space of the {self.dimension} "
+                    f"least-seen directions (largest σ/σ_max = {self.gain:.3g}) still moves the output")
+        if self.valid == ALWAYS:
+            return "harmless at any magnitude (exact null space)"
+        return f"harmless {self.valid} (exact null space of the active units)"
+
+    @property
     def projector(self) -> torch.Tensor:
         """P = B Bᵀ (d_in × d_in): the orthogonal projector onto the space."""
         return self.basis @ self.basis.T

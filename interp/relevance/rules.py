@@ -166,6 +166,26 @@ class ZPlus(Rule):
         return x * _transpose(layer, op, positive, x.shape, s)
 
 
+def _bound(value: torch.Tensor | float, x: torch.Tensor, which: str) -> torch.Tensor:
+    """A zᴮ bound as one example of `x` (shape (1, *x.shape[1:])).
+
+    A bound that broadcasts against one example is expanded; one with as many elements as an
+    example but another shape (28×28 image bounds for an MLP reading 784 features) is reshaped;
+    anything else is an InterpError.
+    """
+    bound = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+    example = x.shape[1:]
+    try:
+        return bound.expand(example)[None]
+    except RuntimeError:
+        pass
+    if bound.numel() == example.numel():
+        return bound.reshape(example)[None]
+    raise InterpError(f"the zᴮ {which} bound has shape {tuple(bound.shape)} ({bound.numel()} values), but the input "
+                      f"layer reads {tuple(example)} ({example.numel()} values) per example; give one bound per input "
+                      f"feature or a single number")
+
+
 @dataclass(repr=False)
 class ZB(Rule):
     """zᴮ for a bounded input l ≤ x ≤ h (per pixel: `low`/`high` broadcast against one input).
@@ -187,8 +207,7 @@ class ZB(Rule):
         weight, bias = _weights(layer)
         # Bounds are per input feature, the same for every example: the bound terms l·w⁺ and h·w⁻
         # are computed once, on a batch of one, and broadcast.
-        low = torch.as_tensor(self.low, dtype=x.dtype, device=x.device).expand(x.shape[1:])[None]
-        high = torch.as_tensor(self.high, dtype=x.dtype, device=x.device).expand(x.shape[1:])[None]
+        low, high = _bound(self.low, x, "lower"), _bound(self.high, x, "upper")
         positive, negative = _positive(weight), _negative(weight)
         plain = _operator(layer, weight, None)
         pos, neg = _operator(layer, positive, None), _operator(layer, negative, None)
