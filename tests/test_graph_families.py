@@ -96,7 +96,7 @@ def test_extract_runs_on_a_hugging_face_folder(family, tmp_path, run_cli):
     out = tmp_path / "g.json"
     code, stdout, err = run_cli("extract", "--model", folder, "--transcoders", tmp_path / "tc", "--mode",
                                 "transcoder-only", "--prompt", PROMPT, "--out", out, "--json", "--quiet",
-                                "--features-dir", tmp_path / "features")
+                                "--node-threshold", "1", "--edge-threshold", "1", "--features-dir", tmp_path / "features")
     assert code == 0, err
     data = json.loads(out.read_text())
     assert data["metadata"]["prompt_tokens"] == [lm.tokenizer.vocab[t] for t in lm.tokenizer.encode(PROMPT)]
