@@ -158,3 +158,77 @@ def staged_folder(out: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def enclosing_checkpoint(path: str | Path) -> Path | None:
+    """The checkpoint folder (one whose config.json has a "kind") that `path` is or lies inside, if any."""
+    path = Path(path).resolve()
+    for folder in [path, *path.parents]:
+        config = folder / CONFIG
+        if config.is_file():
+            try:
+                data = json.loads(config.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(data, dict) and "kind" in data:
+                return folder
+    return None
+
+
+def check_output_file(path: str | Path | None, force: bool = False, what: str = "output") -> Path | None:
+    """Refuse, with one line, an output file that would replace an existing file without `force`, that names a
+    folder, that lies under a plain file, or that lies inside a checkpoint folder (only the training command
+    that owns a checkpoint writes there). Call it before any work, so that nothing is written on refusal."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir():
+        raise InterpError(f"{what} {path} is a folder; give a file name")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise InterpError(f"{what} {path}: {parent} is a file, not a folder")
+    checkpoint = enclosing_checkpoint(path.parent)
+    if checkpoint is not None:
+        raise InterpError(f"{what} {path} lies inside the checkpoint folder {checkpoint}; write it elsewhere")
+    if path.exists() and not force:
+        raise InterpError(f"{what} {path} exists; choose another name or pass --force to replace it")
+    if not path.exists():
+        existing = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+        if existing is not None and not os.access(existing, os.W_OK):
+            raise InterpError(f"{what} {path}: cannot write in {existing}")
+    return path
+
+
+def check_output_folder(path: str | Path | None, force: bool = False, what: str = "output folder",
+                        kind: str | None = None, owner: str | Path | None = None) -> Path | None:
+    """Refuse, with one line, an output folder that exists and is not empty without `force`, or that would
+    replace or lie inside a checkpoint folder not written by this command: a checkpoint of `kind` may be
+    replaced with `force`, and `owner` (the LM folder whose dictionaries a training command writes) may hold it."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InterpError(f"{what} {path} is a file, not a folder")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise InterpError(f"{what} {path}: {parent} is a file, not a folder")
+    if path.exists():
+        config = path / CONFIG
+        existing_kind = None
+        if config.is_file():
+            try:
+                existing_kind = json.loads(config.read_text(encoding="utf-8")).get("kind")
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+                existing_kind = None
+        if existing_kind is not None and existing_kind != kind:
+            raise InterpError(f"{what} {path} holds a {existing_kind!r} checkpoint; this command writes "
+                              f"{'a ' + repr(kind) + ' one' if kind else 'no checkpoints'}: choose another folder")
+        if any(path.iterdir()) and not force:
+            raise InterpError(f"{what} {path} exists and is not empty; choose another or pass --force to replace it")
+    checkpoint = enclosing_checkpoint(path.parent)
+    if checkpoint is not None and (owner is None or checkpoint != Path(owner).resolve()):
+        raise InterpError(f"{what} {path} lies inside the checkpoint folder {checkpoint}; write it elsewhere")
+    existing = next((p for p in [path, *path.parents] if p.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK):
+        raise InterpError(f"{what} {path}: cannot write in {existing}")
+    return path

@@ -60,12 +60,12 @@ def test_relevance_on_shipped_cnn_conserves_and_writes_png(run_cli, tmp_path):
 def test_relevance_with_named_target_and_other_rule_maps(run_cli, tmp_path):
     for rule_map in ("zplus", "epsilon", "w2"):
         code, stdout, stderr = run_cli("relevance", CNN, "--index", "0", "--target", "Sneaker", "--rule-map",
-                                       rule_map, "--json", "--out", tmp_path / "map.html")
+                                       rule_map, "--json", "--out", tmp_path / f"map-{rule_map}.html")
         assert code == 0, stderr
         result = json.loads(stdout)
         assert result["target_name"] == "Sneaker" and result["rule_map"] == rule_map
         assert result["relevance_sum"] + result["absorbed"] == pytest.approx(result["output"], rel=1e-4, abs=1e-4)
-    assert (tmp_path / "map.html").read_text().count("plotly") > 0
+        assert (tmp_path / f"map-{rule_map}.html").read_text().count("plotly") > 0
 
 
 def test_bilinear_pairs_sum_to_logit(run_cli, digit_checkpoints):

@@ -17,6 +17,9 @@ from interp.models.checkpoints import load_classifier
 
 
 def eigen_command(args: argparse.Namespace) -> dict[str, Any]:
+    from interp.io import check_output_file
+
+    check_output_file(args.html, args.force, "--out-html")
     dtype = resolve_dtype(args.dtype)
     if dtype not in (torch.float32, torch.float64):
         raise InterpError("eigendecompositions need --dtype float32 or float64")
@@ -103,5 +106,6 @@ def register(cli) -> None:
     p.add_argument("--mask-vectors", type=int, default=3, help="positive eigenvectors in the mask (default 3)")
     p.add_argument("--mask-norm", type=float, default=3.0, help="L2 norm of the mask in pixel units (default 3)")
     p.add_argument("--out-html", dest="html", type=Path, default=None, help="write every figure into this HTML file")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
     p.add_argument("--vectors", type=int, default=8, help="eigenvector images per class in the HTML (default 8)")
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the Fashion-MNIST .gz files")

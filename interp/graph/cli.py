@@ -76,6 +76,12 @@ def extract_command(args: argparse.Namespace) -> dict[str, Any]:
     from interp.graph.recipes import extract, load_setup, run_recipe
     from interp.io import write_json
 
+    from interp.io import check_output_file, check_output_folder
+
+    # Refuse outputs that would replace or corrupt something before any work, so nothing is written on refusal.
+    check_output_file(args.out, args.force, "--out")
+    check_output_folder(args.features_dir, args.force, "--features-dir")
+    check_output_folder(args.out_dir, args.force, "--out-dir")
     torch.set_num_threads(min(2, torch.get_num_threads()))
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     check_dtype_runs(device, dtype)
@@ -200,6 +206,7 @@ def register(cli) -> None:
     p.add_argument("--features-dir", type=Path, default=None, help="also write feature JSONs here (--prompt)")
     p.add_argument("--recipe", type=Path, default=None, help="circuits/NAME.toml")
     p.add_argument("--out-dir", type=Path, default=None, help="where a recipe writes its graphs (--recipe)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file or a non-empty folder")
 
     p = cli.add_command("graph-info", graph_info_command, help="check and summarise a graph JSON file",
                         compute=False)

@@ -54,6 +54,10 @@ def _test_image(dataset: Any, index: int, what: str) -> Any:
 
 
 def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
+    from interp.io import check_output_file
+
+    check_output_file(args.out, args.force, "--out")
+    check_output_file(args.html, args.force, "--html")
     config = read_checkpoint_config(args.path)
     if not (math.isfinite(args.magnitude) and args.magnitude > 0):
         raise InterpError(f"--magnitude must be a finite number > 0, got {args.magnitude}")
@@ -155,6 +159,7 @@ def register(cli: Any) -> None:
                    help="save the basis (d_in × dimension; projector P = B Bᵀ) and singular values as safetensors")
     p.add_argument("--html", type=Path, default=None,
                    help="write the figures (logits, singular values, basis, hidden image) to one HTML page")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
     p.add_argument("--data-dir", type=Path, default=None, help="where Fashion-MNIST lies")
     # At 100× ‖x‖ float32 rounding alone moves logits by ~1e-5 of their size: check in float64.
     p.set_defaults(dtype="float64")

@@ -104,6 +104,9 @@ def for_reading(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def relevance_command(args: argparse.Namespace) -> dict[str, Any]:
+    from interp.io import check_output_file
+
+    check_output_file(args.out, args.force, "--out")
     result = _relevance_command(args)
     return result if args.json else for_reading(result)
 
@@ -202,6 +205,9 @@ def relevance_eval_command(args: argparse.Namespace) -> dict[str, Any]:
     from interp.relevance.rules import rule_map
     from interp.viz.relevance import flipping_curves_figure
 
+    from interp.io import check_output_file
+
+    check_output_file(args.out, args.force, "--out")
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     if args.out is not None and args.out.suffix.lower() != ".html":
         raise InterpError(f"--out {args.out}: the flipping curves are written as .html")

@@ -65,6 +65,7 @@ def register(cli: Any) -> None:
     p.add_argument("--top", type=int, default=10, help="how many top pixels or tokens to print")
     p.add_argument("--pairs", action="store_true", help="bilinear classifiers: also print the top pixel pairs R_ij")
     p.add_argument("--out", type=Path, default=None, help="write a heatmap: .png or .html")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
     p.add_argument("--data-dir", type=Path, default=None)
 
     p = cli.add_command("relevance-eval", _relevance_eval,
@@ -79,4 +80,5 @@ def register(cli: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--out", type=Path, default=None, help="write the pixel-flipping curves: .html")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
     p.add_argument("--data-dir", type=Path, default=None)

@@ -338,6 +338,12 @@ def _splice_hooks(dicts: dict[int, SAE], layers: list[int], mode: str) -> list[t
     return hooks
 
 
+def ce_loss_recovered(ablated: float, spliced: float, clean: float) -> float:
+    """(L_ablated − L_spliced) / (L_ablated − L_clean): 1 when splicing costs nothing, 0 when it is as bad as zero
+    ablation (NaN when ablation costs nothing)."""
+    return (ablated - spliced) / (ablated - clean) if ablated != clean else float("nan")
+
+
 def _loss(model, tokens: torch.Tensor, hooks: list[tuple[str, Any]]) -> torch.Tensor:
     logits = model.run_with_hooks(tokens, return_type="logits", fwd_hooks=hooks)
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1),
@@ -389,7 +395,7 @@ def evaluate_dictionaries(lm: LoadedLM, dicts: dict[int, SAE], n_sequences: int 
     ce = {k: v / n_predictions for k, v in ce.items()}
 
     def recovered(ablated: float, spliced: float) -> float:
-        return (ablated - spliced) / (ablated - ce["clean"]) if ablated != ce["clean"] else float("nan")
+        return ce_loss_recovered(ablated, spliced, ce["clean"])
 
     rows = []
     for L in layers:

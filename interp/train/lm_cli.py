@@ -116,6 +116,9 @@ def register(cli) -> None:
         p.add_argument("--n-tokens", type=int, default=dict_defaults.n_tokens, help="cached activation tokens per layer")
         p.add_argument("--seed", type=int, default=dict_defaults.seed)
         p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    from interp.train import clt_cli
+
+    clt_cli.register(cli)
     cli.add_evaluator("lm", _evaluate_lm)
     cli.add_evaluator("dictionaries", _evaluate_dictionaries)
     cli.add_evaluator("hf", _evaluate_text)

@@ -44,3 +44,21 @@ class DictTrainOptions:
     n_tokens: int = 150_000  # cached training tokens per layer
     seed: int = 0
     layers: list[int] | None = None  # None: every layer
+
+
+@dataclass
+class CLTTrainOptions:
+    """A TopK cross-layer transcoder (see `interp.train.clt`). `k` and `d_sae` None: those of the LM's shipped
+    per-layer transcoders (`<LM>/transcoders`), else k 32 and d_sae = 2 × d_model."""
+
+    k: int | None = None  # active features per layer and token
+    d_sae: int | None = None  # features per layer
+    steps: int = 8000
+    batch_size: int = 512
+    lr: float = 1e-3
+    n_tokens: int = 150_000  # cached training tokens (each holds every layer's input and MLP output)
+    seed: int = 0
+    decoder_init: float = 0.01  # decoder rows start with this norm (per output layer)
+    aux_k: int = 64  # dead-feature loss: the top aux_k pre-activations among dead features reconstruct the error
+    aux_coef: float = 1 / 32  # its weight (0: off)
+    dead_steps: int = 500  # a feature that has not fired for this many steps counts as dead

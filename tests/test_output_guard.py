@@ -1,0 +1,87 @@
+"""No command replaces an existing file without --force, and none writes inside a checkpoint folder it does not own."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import CHECKPOINTS
+from graph_helpers import save_tiny_lm
+
+PROMPT = "when Eva and Leo arrived at the lake , Leo handed a cup to"
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    return save_tiny_lm(tmp_path_factory.mktemp("guard") / "lm")
+
+
+@pytest.fixture
+def cnn(tmp_path):
+    folder = tmp_path / "fmnist-cnn"
+    shutil.copytree(CHECKPOINTS / "fmnist-cnn", folder)
+    return folder
+
+
+def _refused(result, *paths_and_bytes):
+    code, _, err = result
+    assert code == 2, err
+    assert "Traceback" not in err and len([l for l in err.splitlines() if l.strip()]) == 1, err
+    for path, before in paths_and_bytes:
+        assert path.read_bytes() == before
+
+
+def _commands(lm, cnn, out):
+    return [
+        ["extract", "--model", lm, "--prompt", PROMPT, "--out", out, "--quiet"],
+        ["harmless", cnn, "--out", out],
+        ["harmless", cnn, "--html", out],
+        ["eigen", CHECKPOINTS / "fmnist-bilinear", "--out-html", out],
+        ["relevance", cnn, "--out", out],
+        ["relevance-eval", cnn, "--out", out],
+    ]
+
+
+@pytest.mark.parametrize("which", range(6))
+def test_an_existing_output_file_is_not_replaced_without_force(run_cli, lm, cnn, tmp_path, which):
+    out = tmp_path / "existing.html"
+    out.write_text("keep me")
+    _refused(run_cli(*_commands(lm, cnn, out)[which]), (out, b"keep me"))
+
+
+@pytest.mark.parametrize("which", range(6))
+def test_no_output_inside_a_checkpoint_folder_even_with_force(run_cli, lm, cnn, which):
+    target = cnn / "config.json"
+    before = target.read_bytes()
+    weights = (cnn / "model.safetensors").read_bytes()
+    _refused(run_cli(*_commands(lm, cnn, target)[which], "--force"), (target, before),
+             (cnn / "model.safetensors", weights))
+
+
+def test_outputs_under_a_plain_file_or_naming_a_folder_are_one_line_errors(run_cli, lm, tmp_path):
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    _refused(run_cli("extract", "--model", lm, "--prompt", PROMPT, "--out", plain / "g.json", "--quiet"),
+             (plain, b"x"))
+    _refused(run_cli("extract", "--model", lm, "--prompt", PROMPT, "--out", tmp_path, "--quiet"))
+
+
+def test_force_replaces_an_existing_graph(run_cli, lm, tmp_path):
+    import json
+
+    out = tmp_path / "g.json"
+    out.write_text("old")
+    code, _, err = run_cli("extract", "--model", lm, "--prompt", PROMPT, "--out", out, "--quiet", "--force")
+    assert code == 0, err
+    assert json.loads(out.read_text())["metadata"]["prompt"] == PROMPT
+
+
+def test_a_recipe_does_not_write_into_a_folder_holding_other_files(run_cli, lm, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f'name = "r"\nmodel = "{lm}"\n[[prompts]]\nprompt = "{PROMPT}"\ntarget = "Eva"\ncontrast = "Leo"\n')
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "other.json").write_text("{}")
+    _refused(run_cli("extract", "--recipe", recipe, "--out-dir", out, "--quiet"), (out / "other.json", b"{}"))
+    assert sorted(p.name for p in out.iterdir()) == ["other.json"]
