@@ -248,32 +248,6 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 # ---- reading a graph JSON for display (our export or any circuit-tracer / Neuronpedia one) ------------
 
-ALWAYS_SHOWN = ("embedding", "logit")
-
-
-def filter_graph(data: Mapping[str, Any], node_threshold: float = 1.0, edge_threshold: float = 1.0) -> dict[str, Any]:
-    """A copy of a graph JSON with fewer nodes and links, for display.
-
-    Nodes: embeddings and logits always stay; another node stays when its `influence` (the
-    cumulative influence score written at export, smallest for the most influential node) is at
-    most `node_threshold` (a node without one stays). Links between kept nodes: the strongest by
-    |weight| that together carry `edge_threshold` of their total |weight|.
-    """
-    kept = [n for n in data["nodes"]
-            if n.get("feature_type") in ALWAYS_SHOWN or n.get("influence") is None or n["influence"] <= node_threshold]
-    ids = {n["node_id"] for n in kept}
-    links = sorted((e for e in data["links"] if e["source"] in ids and e["target"] in ids),
-                   key=lambda e: -abs(e["weight"]))
-    total = sum(abs(e["weight"]) for e in links)
-    shown, running = [], 0.0
-    for e in links:
-        if shown and running >= edge_threshold * total:
-            break
-        shown.append(e)
-        running += abs(e["weight"])
-    return {**data, "nodes": kept, "links": shown}
-
-
 def node_links(data: Mapping[str, Any], node_id: str, k: int = 10) -> tuple[list[dict], list[dict]]:
     """The node's `k` strongest incoming and outgoing links by |weight|, as (incoming, outgoing)."""
     incoming = sorted((e for e in data["links"] if e["target"] == node_id), key=lambda e: -abs(e["weight"]))

@@ -109,7 +109,7 @@ def test_task_metrics_found_at_top_or_under_eval():
     assert catalog.task_metrics({"test_accuracy": 0.9}) == {}
 
 
-def test_filter_graph_and_node_links():
+def test_node_links_and_feature_nodes():
     nodes = [{"node_id": "E_3_0", "feature_type": "embedding", "influence": None},
              {"node_id": "0_5_1", "feature_type": "cross layer transcoder", "influence": 0.2},
              {"node_id": "A1_7_1", "feature_type": "attention sae feature", "influence": 0.7},
@@ -120,13 +120,6 @@ def test_filter_graph_and_node_links():
              {"source": "A1_7_1", "target": "3_11_1", "weight": 2.0},
              {"source": "mlp_err_0_1", "target": "3_11_1", "weight": 1.0}]
     data = {"metadata": {}, "nodes": nodes, "links": links}
-    assert catalog.filter_graph(data) == data
-    half = catalog.filter_graph(data, node_threshold=0.5)
-    assert [n["node_id"] for n in half["nodes"]] == ["E_3_0", "0_5_1", "3_11_1"]  # embeddings and logits stay
-    assert [(e["source"], e["target"]) for e in half["links"]] == [("E_3_0", "0_5_1"), ("0_5_1", "3_11_1")]
-    # Edges: the strongest links that carry the share asked for (4 + 3 of 10 ≥ 0.6).
-    strong = catalog.filter_graph(data, edge_threshold=0.6)
-    assert [e["weight"] for e in strong["links"]] == [4.0, -3.0]
     incoming, outgoing = catalog.node_links(data, "3_11_1")
     assert [e["source"] for e in incoming] == ["0_5_1", "A1_7_1", "mlp_err_0_1"] and outgoing == []
     # Feature nodes parse; a logit id that looks like one does not.

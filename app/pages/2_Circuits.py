@@ -17,9 +17,9 @@ import ui
 from interp import catalog
 
 ui.setup("Circuits", icon=":material/hub:")
-recipes, replacement, export, prune_mod, features_mod, interventions, viz = ui.require(
+recipes, replacement, export, prune_mod, features_mod, interventions, viz, graph_view = ui.require(
     "interp.graph.recipes", "interp.graph.replacement", "interp.graph.export", "interp.graph.prune",
-    "interp.graph.features", "interp.graph.interventions", "interp.viz.graph")
+    "interp.graph.features", "interp.graph.interventions", "interp.viz.graph", "interp.graph.view")
 from interp.errors import InterpError  # noqa: E402
 
 roots = ui.roots()
@@ -154,12 +154,12 @@ if source == "saved graph":
             st.stop()
     row = st.columns(4)
     node_threshold = row[0].slider("Node threshold (cumulative influence)", 0.05, 1.0, 1.0, 0.05, key="node_threshold")
-    edge_threshold = row[1].slider("Edge threshold (share of |weight|)", 0.05, 1.0, 1.0, 0.01, key="edge_threshold")
+    edge_threshold = row[1].slider("Edge threshold (cumulative influence)", 0.05, 1.0, 1.0, 0.01, key="edge_threshold")
     try:
         full = saved_graph(str(graph_path), graph_path.stat().st_mtime)
     except (InterpError, OSError) as e:
         ui.fail(e)
-    data = catalog.filter_graph(full, node_threshold, edge_threshold)
+    data = graph_view.view_graph(full, node_threshold, edge_threshold)
     prompt = full["metadata"].get("prompt", "")
     model = lm_by_name.get(str(full["metadata"].get("scan", "")))
     mode = (full["metadata"].get("interp") or {}).get("mode", "full")

@@ -36,20 +36,33 @@ class Pruned:
 
 
 def prune(graph: AttributionGraph, node_threshold: float = 0.8, edge_threshold: float = 0.98) -> Pruned:
+    """circuit-tracer's pruning of an attribution graph (tokens and logits always stay)."""
+    n = graph.n_nodes
+    always = torch.zeros(n, dtype=torch.bool)
+    always[n - graph.n_tokens - graph.n_logits:] = True
+    is_feature = torch.zeros(n, dtype=torch.bool)
+    is_feature[:graph.n_features] = True
+    return prune_adjacency(graph.adjacency, graph.logit_weight_vector(), always, is_feature, node_threshold,
+                           edge_threshold)
+
+
+def prune_adjacency(A: torch.Tensor, weights: torch.Tensor, always: torch.Tensor, is_feature: torch.Tensor,
+                    node_threshold: float = 0.8, edge_threshold: float = 0.98) -> Pruned:
+    """The one pruning rule, for a graph in any node order: `weights` [n] are the logit nodes' weights (0
+    elsewhere), `always` marks nodes that always stay (tokens, logits), `is_feature` the feature nodes.
+
+    Keep the fewest nodes whose influence reaches `node_threshold` of the total, then the fewest edges
+    whose influence reaches `edge_threshold`; then drop, until nothing changes, nodes not always kept that
+    have no outgoing edge, and features with no incoming edge. Thresholds of 1.0 keep everything."""
     for name, t in (("node", node_threshold), ("edge", edge_threshold)):
         if not 0.0 <= t <= 1.0:
             raise InterpError(f"{name} threshold {t} is outside [0, 1]")
-    A = graph.adjacency
     n = A.shape[0]
-    n_feat, n_keep_always = graph.n_features, graph.n_tokens + graph.n_logits
-    weights = graph.logit_weight_vector()
     scores = node_influence(A, weights)
-
     if node_threshold >= 1.0:
         node_mask = torch.ones(n, dtype=torch.bool)
     else:
-        node_mask = scores >= find_threshold(scores, node_threshold)
-        node_mask[n - n_keep_always:] = True
+        node_mask = (scores >= find_threshold(scores, node_threshold)) | always
     pruned = A.clone()
     pruned[~node_mask] = 0
     pruned[:, ~node_mask] = 0
@@ -59,14 +72,14 @@ def prune(graph: AttributionGraph, node_threshold: float = 0.8, edge_threshold: 
         edge_scores = edge_influence(pruned, weights)
         edge_mask = edge_scores >= find_threshold(edge_scores.flatten(), edge_threshold)
         edge_mask &= pruned != 0
+    del pruned
     if node_threshold < 1.0 or edge_threshold < 1.0:
-        # Drop feature/error nodes with no outgoing edge and features with no incoming edge, until stable.
         while True:
             before = node_mask.clone()
             edge_mask[~node_mask] = False
             edge_mask[:, ~node_mask] = False
-            node_mask[:n - n_keep_always] &= edge_mask[:, :n - n_keep_always].any(0)
-            node_mask[:n_feat] &= edge_mask[:n_feat].any(1)
+            node_mask &= always | edge_mask.any(0)
+            node_mask &= ~is_feature | edge_mask.any(1)
             if torch.equal(before, node_mask):
                 break
     ordered, order = scores.sort(descending=True)
