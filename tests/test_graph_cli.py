@@ -132,6 +132,18 @@ def test_bad_prompts_and_targets_fail_with_one_line(run_cli, lm, tmp_path, args)
     assert not out.exists()
 
 
+def test_dictionaries_recorded_for_another_model_of_the_same_shape_need_allow_mismatch(run_cli, lm, tmp_path):
+    # Same widths and hooks, so only the recorded model tells them apart (lm-gelu's on lm-bilinear, in small).
+    twin = save_tiny_lm(tmp_path / "twin", seed=1)
+    args = ["extract", "--model", lm, "--transcoders", twin / "transcoders", "--prompt", "when Mary and John went to",
+            "--out", tmp_path / "g.json", "--quiet", "--mode", "transcoder-only"]
+    code, _, err = run_cli(*args)
+    _one_error_line(code, "", err)
+    assert "made for" in err and not (tmp_path / "g.json").exists()
+    code, _, err = run_cli(*args, "--allow-mismatch")
+    assert code == 0, err and (tmp_path / "g.json").is_file()
+
+
 def test_dictionaries_of_another_model_are_rejected(run_cli, lm, tmp_path):
     other = save_tiny_lm(tmp_path / "other", d_model=8)
     _one_error_line(*run_cli("extract", "--model", lm, "--transcoders", other / "transcoders",

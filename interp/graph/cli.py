@@ -102,7 +102,8 @@ def extract_command(args: argparse.Namespace) -> dict[str, Any]:
         raise InterpError("empty prompt: give at least one word")
     if args.target is not None and args.contrast is not None:
         raise InterpError("give --target or --contrast, not both")
-    setup = load_setup(args.model, args.transcoders, args.attn_saes, args.mode, str(device), dtype)
+    setup = load_setup(args.model, args.transcoders, args.attn_saes, args.mode, str(device), dtype,
+                       allow_mismatch=args.allow_mismatch)
     contrast = _contrast(args.contrast) if args.contrast else None
     ex = extract(setup, args.prompt, target=args.target, contrast=contrast, node_threshold=args.node_threshold,
                  edge_threshold=args.edge_threshold, max_feature_nodes=max_nodes,
@@ -163,7 +164,7 @@ def intervene_command(args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     setup = load_setup(args.model, args.transcoders, args.attn_saes, args.mode, str(resolve_device(args.device)),
-                       resolve_dtype(args.dtype))
+                       resolve_dtype(args.dtype), allow_mismatch=args.allow_mismatch)
     ivs = [Intervention(k, layer, pos, f, 0.0 if v is None else v) for k, layer, pos, f, v in args.set]
     result = intervene(setup.replacement, setup.encode(args.prompt), ivs, mode=args.how)
     probs_before = torch.softmax(result.clean_logits, -1)
@@ -181,6 +182,8 @@ def _model_flags(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--attn-saes", type=Path, default=None, help="attention SAE folder (default: MODEL/attn-saes)")
     p.add_argument("--mode", choices=["full", "transcoder-only"], default="full",
                    help="full: attention-SAE and transcoder features; transcoder-only: as circuit-tracer")
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="use dictionaries that record another model (widths and hooks must still fit)")
 
 
 def register(cli) -> None:

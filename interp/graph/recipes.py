@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import random
 import re
 import time
@@ -93,11 +94,48 @@ def load_dictionary_folder(folder: str | Path, what: str) -> dict[int, Any]:
     return out
 
 
+def recorded_model(folder: str | Path) -> Path | None:
+    """The model folder a dictionaries folder says it was made for, when it names one that exists here: our
+    config.json's "model" (relative to the folder), else a path in the layers' SAE-Lens metadata `model_name`."""
+    folder = Path(folder)
+    config = folder / "config.json"
+    if config.is_file():
+        try:
+            recorded = json.loads(config.read_text(encoding="utf-8")).get("model")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        if isinstance(recorded, str) and recorded and (folder / recorded).exists():
+            return (folder / recorded).resolve()
+    for cfg in sorted(folder.glob("*/cfg.json")) + sorted(folder.glob("cfg.json")):
+        try:
+            name = (json.loads(cfg.read_text(encoding="utf-8")).get("metadata") or {}).get("model_name")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(name, str) and name and Path(name).exists():
+            return Path(name).resolve()
+    return None
+
+
+def check_made_for(folder: str | Path, model_dir: str | Path, what: str) -> None:
+    """InterpError (one line) when `folder`'s dictionaries record another model than `model_dir`."""
+    recorded = recorded_model(folder)
+    if recorded is not None and recorded != Path(model_dir).resolve():
+        raise InterpError(f"the {what} in {folder} were made for {recorded}, not {model_dir}; "
+                          "pass --allow-mismatch to use them anyway")
+
+
 def load_setup(model_dir: str | Path, transcoders: str | Path | None = None, attn_saes: str | Path | None = None,
-               mode: str = "full", device: str = "cpu", dtype: torch.dtype | None = None) -> Setup:
+               mode: str = "full", device: str = "cpu", dtype: torch.dtype | None = None,
+               allow_mismatch: bool = False) -> Setup:
+    """The model and its dictionaries (default: MODEL/transcoders and MODEL/attn-saes), checked to belong together:
+    widths and hooks always; the model the dictionaries record, unless `allow_mismatch`."""
     from interp.models.lm import load_lm
 
     model_dir = Path(model_dir)
+    if not allow_mismatch:
+        check_made_for(transcoders or model_dir / "transcoders", model_dir, "transcoders")
+        if mode == "full":
+            check_made_for(attn_saes or model_dir / "attn-saes", model_dir, "attention SAEs")
     # TransformerLens prints "Moving model to device" on stdout; keep stdout for the one JSON object
     # and stderr for the one error line.
     with contextlib.redirect_stdout(io.StringIO()):
