@@ -10,7 +10,8 @@ from interp.errors import InterpError
 from interp.models.bilinear import BilinearClassifier, ReluMLP
 from interp.models.cnn import SmallCNN
 from interp.relevance.engine import bilinear_pair_relevance, gradient_maps, relevance
-from interp.relevance.rules import LRP0, WSquare, ZB, BilinearExact, Epsilon, RuleMap, ZPlus, rule_map
+from interp.relevance.composites import RuleMap, rule_map
+from interp.relevance.rules import LRP0, WSquare, ZB, BilinearExact, Epsilon, ZPlus
 
 
 

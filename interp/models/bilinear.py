@@ -12,8 +12,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from interp.errors import InterpError
-
 
 class Bilinear(nn.Module):
     """`g(x) = (W x̃) ⊙ (V x̃)` with x̃ = [x, 1] when `bias=True`, else x̃ = x."""
@@ -95,26 +93,24 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-CLASSIFIERS: dict[str, type[nn.Module]] = {"bilinear": BilinearClassifier, "relu": ReluMLP}
+# What the relevance engine reads of each model (see interp.relevance.canonizers): its forward pass as layers.
+
+def _bilinear_layers(model: BilinearClassifier) -> list[tuple[str, nn.Module]]:
+    embed = [("embed", model.embed)] if model.embed is not None else []
+    return [("flatten", nn.Flatten()), *embed, ("bilinear", model.bilinear), ("head", model.head)]
 
 
-def register(model_class: type[nn.Module]) -> type[nn.Module]:
-    """Add an image-classifier class (with `arch` and `config()`) to the registry `build_classifier` reads."""
-    CLASSIFIERS[model_class.arch] = model_class
-    return model_class
+def _relu_layers(model: ReluMLP) -> list[tuple[str, nn.Module]]:
+    return [("flatten", nn.Flatten()), ("fc1", model.fc1), ("relu", nn.ReLU()), ("fc2", model.fc2)]
 
 
-def build_classifier(config: dict[str, Any]) -> nn.Module:
-    """Rebuild a classifier from the `config()` dict it was saved with."""
-    arch = config.get("arch")
-    if arch not in CLASSIFIERS:
-        raise InterpError(f"unknown classifier architecture {arch!r}; known: {', '.join(CLASSIFIERS)}")
-    kwargs = {k: v for k, v in config.items() if k != "arch"}
-    try:
-        return CLASSIFIERS[arch](**kwargs)
-    except TypeError as e:
-        raise InterpError(f"classifier config does not fit architecture {arch!r}: {e}") from None
+def _register_canonizers() -> None:
+    from interp.relevance.canonizers import register_canonizer
+    from interp.relevance.layers import BilinearForm
+
+    register_canonizer(Bilinear, lambda layer: [("", BilinearForm(layer.W, layer.V, layer.bias))])
+    register_canonizer(BilinearClassifier, _bilinear_layers)
+    register_canonizer(ReluMLP, _relu_layers)
 
 
-# Classifiers defined in their own modules register themselves here (after CLASSIFIERS exists).
-from interp.models import cnn as _cnn  # noqa: E402,F401
+_register_canonizers()

@@ -9,7 +9,7 @@ from torch import nn
 
 from interp.errors import InterpError
 from interp.io import load_checkpoint, save_checkpoint
-from interp.models.bilinear import build_classifier
+from interp.models.registry import build_classifier
 
 
 def save_classifier(folder: str | Path, model: nn.Module, dataset: str, metrics: dict[str, Any] | None = None,

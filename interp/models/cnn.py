@@ -56,12 +56,12 @@ class SmallCNN(nn.Module):
                 "channels": self.channels, "kernel": self.kernel, "pool": self.pool, "bias": self.bias_flag}
 
 
-def _register() -> None:
-    # `load_classifier` rebuilds models through the registry in interp.models.bilinear, which imports
-    # this module at its end; importing the registry here is then safe in either import order.
-    from interp.models.bilinear import register
+def _register_canonizers() -> None:
+    from interp.relevance.canonizers import register_canonizer
+    from interp.relevance.layers import Reshape
 
-    register(SmallCNN)
+    register_canonizer(SmallCNN, lambda model: [("layers", model.layers)])
+    register_canonizer(AddChannel, lambda layer: [("", Reshape(1, layer.image_size, layer.image_size))])
 
 
-_register()
+_register_canonizers()

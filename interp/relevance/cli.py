@@ -25,13 +25,13 @@ def _train_cnn(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _relevance(args: argparse.Namespace) -> dict[str, Any]:
-    from interp.relevance.api import relevance_command
+    from interp.relevance.commands import relevance_command
 
     return relevance_command(args)
 
 
 def _relevance_eval(args: argparse.Namespace) -> dict[str, Any]:
-    from interp.relevance.api import relevance_eval_command
+    from interp.relevance.commands import relevance_eval_command
 
     return relevance_eval_command(args)
 

@@ -1,9 +1,9 @@
 """The relevance engine: run a model as a list of layers, then hand relevance down layer by layer.
 
-`layers_of(model)` turns each of our classifiers into the plain sequence of layers it computes
-(an embedding before a bilinear layer always gets LRP-0, which keeps the bilinear decomposition
-exact in pixel space; see `LinearIntoBilinear`). `relevance(model, x, target, rules)` starts from the chosen logit and applies
-the rule the rule map gives each layer, recording how much relevance each layer absorbs.
+The engine knows no model class. Canonizers (`interp.relevance.canonizers`, registered by each model
+package) turn a model into plain layers; a composite (`interp.relevance.composites`) gives each layer a
+rule; `relevance(model, x, target, rules)` starts from the chosen logit and applies those rules,
+recording how much relevance each layer absorbs.
 """
 
 from __future__ import annotations
@@ -14,46 +14,11 @@ import torch
 from torch import nn
 
 from interp.errors import InterpError
-from interp.models.bilinear import Bilinear, BilinearClassifier, ReluMLP
-from interp.models.cnn import SmallCNN
-from interp.relevance.rules import LINEAR_TYPES, LinearIntoBilinear, RuleMap, rule_map
+from interp.relevance.canonizers import Canonizer, canonical_layers
+from interp.relevance.composites import Composite, composite
+from interp.relevance.layers import BilinearForm
+from interp.relevance.rules import PASS_TYPES
 from interp.results import Result
-
-
-def fold_bilinear(model: BilinearClassifier) -> Bilinear:
-    """The classifier's bilinear layer reading the flat image directly: W' = W·E, V' = V·E."""
-    layer = model.bilinear
-    if model.embed is None:
-        return layer
-    embed = model.embed.weight.detach()
-    folded = Bilinear(model.d_in, layer.d_hidden, bias=layer.bias)
-    with torch.no_grad():
-        for name in ("W", "V"):
-            weight = getattr(layer, name).detach()
-            new = weight[:, :layer.d_in] @ embed
-            if layer.bias:
-                new = torch.cat([new, weight[:, layer.d_in:]], dim=1)
-            getattr(folded, name).copy_(new)
-    return folded.to(embed.dtype)
-
-
-def layers_of(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The model as a list of (name, layer) whose composition is the model's forward pass."""
-    if isinstance(model, SmallCNN):
-        return [(f"layers.{i}", layer) for i, layer in enumerate(model.layers)]
-    if isinstance(model, ReluMLP):
-        return [("flatten", nn.Flatten()), ("fc1", model.fc1), ("relu", nn.ReLU()), ("fc2", model.fc2)]
-    if isinstance(model, BilinearClassifier):
-        if model.embed is None:
-            return [("flatten", nn.Flatten()), ("bilinear", model.bilinear), ("head", model.head)]
-        # The embedding keeps its own (cheaper) shape; its fixed LRP-0 rule keeps the decomposition exact.
-        embed = LinearIntoBilinear(model.d_in, model.d_embed, bias=False, device="meta")
-        embed.weight = model.embed.weight
-        return [("flatten", nn.Flatten()), ("embed", embed), ("bilinear", model.bilinear), ("head", model.head)]
-    if isinstance(model, nn.Sequential):
-        return [(name, layer) for name, layer in model.named_children()]
-    raise InterpError(f"relevance does not know how to read a {type(model).__name__}; "
-                      "use a ReluMLP, BilinearClassifier, SmallCNN or an nn.Sequential")
 
 
 @dataclass
@@ -86,14 +51,11 @@ def resolve_target(logits: torch.Tensor, target: int | torch.Tensor | None) -> t
 
 
 def relevance(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor | None = None,
-              rules: RuleMap | str = "dtd") -> RelevanceMaps:
+              rules: Composite | str = "dtd", canonizers: tuple[Canonizer, ...] | None = None) -> RelevanceMaps:
     """Deep Taylor / LRP relevance of `x` (a batch) for logit `target` (default: the predicted class)."""
-    rules = rule_map(rules) if isinstance(rules, str) else rules
-    layers = layers_of(model)
-    weighted = [i for i, (_, layer) in enumerate(layers) if isinstance(layer, LINEAR_TYPES + (Bilinear,))]
-    if not weighted:
-        raise InterpError("the model has no layer with weights to explain")
-    chosen = [rules.rule_for(layer, i == weighted[0], i == weighted[-1]) for i, (_, layer) in enumerate(layers)]
+    rules = composite(rules) if isinstance(rules, str) else rules
+    layers = canonical_layers(model, canonizers)
+    chosen = rules.assign(layers)
 
     with torch.no_grad():
         activations = [x]
@@ -146,29 +108,35 @@ class PairRelevance(Result):
     absorbed: float
 
 
-def interaction_matrix(model: BilinearClassifier, target: int) -> torch.Tensor:
+def _quadratic_classifier(model: nn.Module) -> tuple[BilinearForm, nn.Linear]:
+    """(bilinear form, linear head) of a model whose canonical layers are reshapes, one bilinear form, a head."""
+    layers = [layer for _, layer in canonical_layers(model) if not isinstance(layer, PASS_TYPES)]
+    if len(layers) != 2 or not isinstance(layers[0], BilinearForm) or type(layers[1]) is not nn.Linear:
+        raise InterpError(f"pair relevance needs a bilinear classifier, not a {type(model).__name__}")
+    return layers[0], layers[1]
+
+
+def interaction_matrix(model: nn.Module, target: int) -> torch.Tensor:
     """Q for logit `target` in (augmented) pixel space: Q = ½(W'ᵀ diag(P_c) V' + V'ᵀ diag(P_c) W')."""
-    layer = fold_bilinear(model)
-    head = model.head.weight.detach()[target]
-    W, V = layer.W.detach(), layer.V.detach()
-    half = (W.T * head) @ V
+    form, head = _quadratic_classifier(model)
+    W, V = form.folded()
+    half = (W.T * head.weight.detach()[target]) @ V
     return 0.5 * (half + half.T)
 
 
-def bilinear_pair_relevance(model: BilinearClassifier, x: torch.Tensor, target: int | None = None) -> PairRelevance:
+def bilinear_pair_relevance(model: nn.Module, x: torch.Tensor, target: int | None = None) -> PairRelevance:
     """Exact pixel and pixel-pair relevance of one image (any shape; flattened) for a bilinear classifier."""
-    if not isinstance(model, BilinearClassifier):
-        raise InterpError(f"pair relevance needs a bilinear classifier, not a {type(model).__name__}")
-    if model.head.bias is not None:
+    form, head = _quadratic_classifier(model)
+    if head.bias is not None:
         raise InterpError("pair relevance needs a bias-free head (the logit is then exactly a quadratic form)")
     flat = x.reshape(1, -1)
     with torch.no_grad():
         logits = model(flat)
         target_t = resolve_target(logits, target)
         target = int(target_t[0])
-        xt = fold_bilinear(model).augment(flat)[0]
+        xt = BilinearForm(*form.folded(), form.bias).features(flat)[0]
         pairs = xt[:, None] * interaction_matrix(model, target) * xt[None, :]
         per_feature = pairs.sum(1)
-    d = model.d_in
+    d = form.d_in
     return PairRelevance(pairs=pairs, relevance=per_feature[:d], output=float(logits[0, target]), target=target,
                          absorbed=float(per_feature[d:].sum()))

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from interp.errors import InterpError
 from interp.relevance.engine import gradient_maps, relevance
-from interp.relevance.rules import RuleMap
+from interp.relevance.composites import RuleMap
 from interp.results import Result
 
 METHODS = ("dtd", "gradient_x_input", "gradient", "random")

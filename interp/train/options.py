@@ -53,9 +53,9 @@ class CLTTrainOptions:
 
     k: int | None = None  # active features per layer and token
     d_sae: int | None = None  # features per layer
-    steps: int = 8000
+    steps: int = 12000
     batch_size: int = 512
-    lr: float = 1e-3
+    lr: float = 3e-3
     n_tokens: int = 150_000  # cached training tokens (each holds every layer's input and MLP output)
     seed: int = 0
     decoder_init: float = 0.01  # decoder rows start with this norm (per output layer)

@@ -1,4 +1,4 @@
-"""What the `relevance` and `relevance-eval` commands do: load, call one analysis, summarise as a dict."""
+"""CLI glue: what the `relevance` and `relevance-eval` commands do: load, call one analysis, summarise as a dict."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from interp.io import atomic_write_bytes, atomic_write_text, read_checkpoint_con
 
 
 def load_image_model(path: Path, device: torch.device, dtype: torch.dtype):
-    """(model, config) of an image-classifier checkpoint, the CNN included."""
-    import interp.models.cnn  # noqa: F401 - registers the "cnn" architecture with the classifier loader
+    """(model, config) of an image-classifier checkpoint (any kind in interp.models.registry)."""
     from interp.models.checkpoints import load_classifier
 
     model, config, _ = load_classifier(path)
@@ -127,7 +126,7 @@ def _relevance_command(args: argparse.Namespace) -> dict[str, Any]:
 
 def _image_command(args: argparse.Namespace, config: dict[str, Any], device, dtype) -> dict[str, Any]:
     from interp.relevance.engine import bilinear_pair_relevance, relevance
-    from interp.relevance.rules import rule_map
+    from interp.relevance.composites import rule_map
     from interp.viz.relevance import pixel_relevance_figure, relevance_png
 
     if args.index is None:
@@ -202,7 +201,7 @@ def _token_command(args: argparse.Namespace, device, dtype) -> dict[str, Any]:
 
 def relevance_eval_command(args: argparse.Namespace) -> dict[str, Any]:
     from interp.relevance.evaluate import pixel_flipping
-    from interp.relevance.rules import rule_map
+    from interp.relevance.composites import rule_map
     from interp.viz.relevance import flipping_curves_figure
 
     from interp.io import check_output_file
