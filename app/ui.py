@@ -18,7 +18,7 @@ from interp.errors import InterpError
 # Importing TransformerLens and SAE-Lens takes seconds. This module is imported once per server
 # process, so start those imports in the background as soon as any page is opened: by the time
 # someone opens Circuits, they are done. (Python's import lock makes a concurrent import safe.)
-WARM_MODULES = ("interp.graph.recipes", "interp.models.lm", "interp.bilinear.analysis", "interp.relevance.engine",
+WARM_MODULES = ("interp.graph.pipeline", "interp.models.lm", "interp.bilinear.analysis", "interp.relevance.engine",
                 "interp.harmless.layers")
 WARM_DELAY_S = 3.0
 
@@ -26,10 +26,7 @@ WARM_DELAY_S = 3.0
 def _warm_up() -> None:
     time.sleep(WARM_DELAY_S)  # let the page that triggered this render first
     for name in WARM_MODULES:
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - a module not written yet; the page that needs it says so
-            pass
+        importlib.import_module(name)
 
 
 threading.Thread(target=_warm_up, name="interp-warm-up", daemon=True).start()
@@ -47,19 +44,9 @@ def roots() -> catalog.Roots:
 
 
 def require(*module_names: str) -> list[ModuleType]:
-    """Import the analysis modules a page needs; if one is not there yet, say so and stop the page
-    (instead of a traceback). Errors inside a module that does exist are real bugs and surface."""
-    modules = []
-    for name in module_names:
-        try:
-            modules.append(importlib.import_module(name))
-        except ModuleNotFoundError as e:
-            if e.name and (name == e.name or name.startswith(e.name + ".")):
-                st.info(f"This page needs `{name}`, which is not in this checkout yet. "
-                        "The other pages work without it.")
-                st.stop()
-            raise
-    return modules
+    """Import the analysis modules a page needs, when the page runs (not when the app starts: they import
+    TransformerLens and SAE-Lens, which take seconds). A missing module is a bug and fails loudly."""
+    return [importlib.import_module(name) for name in module_names]
 
 
 def fail(error: Exception) -> None:

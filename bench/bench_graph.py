@@ -30,7 +30,7 @@ def one(model: str, mode: str, n_tokens: int, batch_size: int, device: str) -> d
     sys.path.insert(0, str(ROOT))
     from interp.data.corpus import training_tokens
     from interp.graph.attribution import attribute
-    from interp.graph.recipes import load_setup
+    from interp.graph.setup import load_setup
 
     setup = load_setup(model, mode=mode, device=device)
     tokens = torch.tensor(training_tokens(setup.tokenizer, 1, n_tokens, seed=5)[0], device=device)

@@ -185,7 +185,7 @@ def worker_ours(args) -> None:
         tokens = probe_tokens(shape, args.n_tokens)
         prompt = f"probe tokens (seed {shape.seed}, n={args.n_tokens})"
     else:
-        from interp.graph.recipes import load_setup
+        from interp.graph.setup import load_setup
 
         setup = load_setup(ROOT / "checkpoints" / args.target, mode="transcoder-only")
         rep = setup.replacement

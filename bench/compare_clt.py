@@ -29,7 +29,7 @@ FIELDS = ("replacement_score", "completeness_score", "pruned_replacement_score",
 
 
 def graph_figures(setup, prompt) -> dict[str, float]:
-    from interp.graph.recipes import extract
+    from interp.graph.pipeline import extract
 
     ex = extract(setup, prompt["prompt"], contrast=(prompt["target"], prompt["contrast"]),
                  node_threshold=NODE_THRESHOLD, edge_threshold=EDGE_THRESHOLD)
@@ -44,7 +44,8 @@ def graph_figures(setup, prompt) -> dict[str, float]:
 def compare(models: list[Path], recipes: list[Path], progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from interp.graph.recipes import load_setup, read_recipe
+    from interp.graph.recipes import read_recipe
+    from interp.graph.setup import load_setup
 
     tasks = [read_recipe(r) for r in recipes]
     rows = []

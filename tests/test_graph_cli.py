@@ -86,7 +86,7 @@ def test_recipe_writes_one_graph_per_prompt_features_and_summary(run_cli, lm, io
 def test_intervene_reports_new_logits(run_cli, lm, ioi):
     import torch
 
-    from interp.graph.recipes import load_setup
+    from interp.graph.setup import load_setup
 
     prompt = ioi[0].prompt
     last = len(prompt.split())            # BOS first

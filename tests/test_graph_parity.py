@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from interp.graph.attribution import attribute
-from interp.graph.recipes import load_setup
+from interp.graph.setup import load_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "circuit_tracer_lm-gelu.npz"

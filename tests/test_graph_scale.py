@@ -165,7 +165,7 @@ def test_extract_reports_size_time_and_memory(run_cli, lm, tmp_path):
 
 
 def test_bfloat16_graph_is_close_to_the_float32_graph(lm):
-    from interp.graph.recipes import load_setup
+    from interp.graph.setup import load_setup
 
     graphs = []
     for dtype in (torch.float32, torch.bfloat16):

@@ -12,14 +12,14 @@ PROMPT = "Omar and Troy were in the farm and Troy passed the map to"
 
 @pytest.fixture(scope="module")
 def setup():
-    from interp.graph.recipes import load_setup
+    from interp.graph.setup import load_setup
 
     return load_setup(CHECKPOINTS / "lm-bilinear", mode="transcoder-only")
 
 
 @pytest.mark.parametrize("node_threshold, edge_threshold", [(0.8, 0.98), (0.5, 0.9), (1.0, 0.95)])
 def test_view_of_the_full_graph_equals_pruning_at_extraction(setup, node_threshold, edge_threshold):
-    from interp.graph.recipes import extract
+    from interp.graph.pipeline import extract
 
     full = extract(setup, PROMPT, node_threshold=1.0, edge_threshold=1.0).json
     pruned = extract(setup, PROMPT, node_threshold=node_threshold, edge_threshold=edge_threshold).json

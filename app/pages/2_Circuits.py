@@ -17,8 +17,8 @@ import ui
 from interp import catalog
 
 ui.setup("Circuits", icon=":material/hub:")
-recipes, replacement, export, prune_mod, features_mod, interventions, viz, graph_view = ui.require(
-    "interp.graph.recipes", "interp.graph.replacement", "interp.graph.export", "interp.graph.prune",
+graph_setup, pipeline, replacement, export, prune_mod, features_mod, interventions, viz, graph_view = ui.require(
+    "interp.graph.setup", "interp.graph.pipeline", "interp.graph.replacement", "interp.graph.export", "interp.graph.prune",
     "interp.graph.features", "interp.graph.interventions", "interp.viz.graph", "interp.graph.view")
 from interp.errors import InterpError  # noqa: E402
 
@@ -30,13 +30,13 @@ CORPUS_SEQUENCES, CORPUS_SEED = 64, 12345  # the contexts feature cards are comp
 
 @st.cache_resource(show_spinner="Loading the model and its dictionaries…")
 def setup_for(model_dir: str, mode: str):
-    return recipes.load_setup(model_dir, mode=mode)
+    return graph_setup.load_setup(model_dir, mode=mode)
 
 
 @st.cache_resource(show_spinner="Extracting the attribution graph…", max_entries=8)
 def extraction(model_dir: str, mode: str, prompt: str, target: str, contrast: tuple[str, str] | None):
     setup = setup_for(model_dir, mode)
-    return recipes.extract(setup, prompt, target=target or None, contrast=contrast, node_threshold=1.0,
+    return pipeline.extract(setup, prompt, target=target or None, contrast=contrast, node_threshold=1.0,
                            edge_threshold=1.0, slug="live")
 
 

@@ -6,7 +6,7 @@ in (pixels, token embeddings, dictionary features) to the layer's input. The sam
 the image classifier (embed = the embedding layer, or none) and a bilinear MLP inside a transformer
 (W = W_gate, V = W_in, P = W_out, embed = whatever basis the residual stream is read in).
 
-Math (DESIGN.md):
+Math (docs/architecture.md):
     B[o,i,j] = Σ_h P[o,h] · ½(W[h,i] V[h,j] + W[h,j] V[h,i])          (symmetric in i, j)
     Q_u      = Σ_o u_o B[o] = ½(Wᵀ diag(Pᵀu) V + Vᵀ diag(Pᵀu) W)
     uᵀy      = xᵀ Q_u x = Σ_k λ_k (v_kᵀ x)²                              exactly.

@@ -1,6 +1,6 @@
 """Reading a bilinear MLP inside a TransformerLens model from its weights.
 
-A bilinear transformer's MLP at layer L computes (DESIGN.md)
+A bilinear transformer's MLP at layer L computes (docs/architecture.md)
     mlp_out = W_outᵀ((W_gateᵀ a) ⊙ (W_inᵀ a)) + b_out,   a = w_ln ⊙ x̂ + b_ln,
 where x̂ is `blocks.L.ln2.hook_normalized` (the residual stream centred and divided by its scale).
 So in the space [x̂, 1] the layer is an exact bilinear form: we read it with

@@ -23,7 +23,7 @@ _EXPORTS = {
     "export_graph": "export", "read_graph_json": "export",
     "Intervention": "interventions", "intervene": "interventions",
     "hierarchical_attribution": "prune", "prune": "prune",
-    "extract": "recipes", "load_setup": "recipes", "run_recipe": "recipes",
+    "extract": "pipeline", "load_setup": "setup", "run_recipe": "recipes",
     "ReplacementModel": "replacement", "graph_scores": "scores",
 }
 

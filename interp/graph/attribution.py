@@ -418,10 +418,13 @@ def attribute(replacement: ReplacementModel, tokens: torch.Tensor, *, prompt: st
         order = row_columns[n_log:].sort()
         selected = order.values.tolist()
         cols = torch.cat([order.values, torch.arange(n_active, n_columns, device=device)])
-        A = torch.zeros(n_nodes, n_nodes, dtype=acc, device=device)
-        A[:cap, :n_nodes - n_log] = buffer[n_log + order.indices][:, cols]
-        A[n_nodes - n_log:, :n_nodes - n_log] = buffer[:n_log][:, cols]
+        # Columns first: the kept columns are few, so no second copy of the whole buffer is ever made.
+        kept = buffer[:, cols]
         del buffer
+        A = torch.zeros(n_nodes, n_nodes, dtype=acc, device=device)
+        A[:cap, :n_nodes - n_log] = kept[n_log + order.indices]
+        A[n_nodes - n_log:, :n_nodes - n_log] = kept[:n_log]
+        del kept
     bar.close()
     A = A.cpu()
 

@@ -73,7 +73,9 @@ def extract_command(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from interp.device import check_dtype_runs, resolve_device, resolve_dtype
-    from interp.graph.recipes import extract, load_setup, run_recipe
+    from interp.graph.pipeline import extract
+    from interp.graph.recipes import run_recipe
+    from interp.graph.setup import load_setup
     from interp.io import write_json
 
     from interp.io import check_output_file, check_output_folder
@@ -160,7 +162,7 @@ def intervene_command(args: argparse.Namespace) -> dict[str, Any]:
 
     from interp.device import resolve_device, resolve_dtype
     from interp.graph.interventions import Intervention, intervene
-    from interp.graph.recipes import load_setup
+    from interp.graph.setup import load_setup
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     setup = load_setup(args.model, args.transcoders, args.attn_saes, args.mode, str(resolve_device(args.device)),

@@ -1,26 +1,16 @@
-"""The extraction pipeline (model folder → graph JSON) and recipes that run it over many prompts.
+"""Recipes: a TOML file naming a model, its dictionaries, graph settings and prompts with their targets.
 
-Python API:
+`run_recipe` extracts every prompt (`interp.graph.pipeline.extract`), writes one graph JSON each plus
+the feature JSONs, and checks that the circuits are real (`interp.graph.ablation.ablation_drops`):
+ablating the 10 most influential feature nodes should move the task metric (logit of the target
+minus logit of the contrast) far more than ablating random ones.
 
-    from interp.graph.recipes import load_setup, extract
-    setup = load_setup("checkpoints/lm-bilinear")               # model + transcoders + attention SAEs
-    result = extract(setup, "when Eva and Leo arrived at the lake , Leo handed a cup to", contrast=("Eva", "Leo"))
-    result.scores.replacement_score, result.json["nodes"][:3]
-
-A recipe (TOML) names a model, its dictionaries, the graph settings and prompts with their targets;
-`run_recipe` extracts every prompt, writes one graph JSON each plus the feature JSONs, and checks
-that the circuits are real: ablating the 10 most influential feature nodes should move the task
-metric (logit of the target minus logit of the contrast) far more than ablating 10 random ones.
+    interp extract --recipe circuits/ioi.toml --out-dir circuits/ioi --json
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import random
 import re
-import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,238 +21,12 @@ from tqdm import tqdm
 
 from interp.errors import InterpError
 from interp.graph import DEFAULT_MAX_FEATURE_NODES
-from interp.graph.attribution import AttributionGraph, attribute
-from interp.graph.export import export_graph
+from interp.graph.ablation import ablation_drops
 from interp.graph.features import write_feature_jsons
-from interp.graph.interventions import Intervention, intervene
-from interp.graph.prune import Pruned, prune
-from interp.graph.replacement import ReplacementModel
-from interp.graph.scores import GraphScores, graph_scores
+from interp.graph.pipeline import extract
+from interp.graph.setup import load_setup
 from interp.io import write_json
 from interp.results import Result
-
-
-@dataclass
-class Setup:
-    """A language model with its tokenizer and the replacement model built on its dictionaries."""
-
-    replacement: ReplacementModel
-    vocab: list[str]
-    name: str
-    tokenizer: Any = None
-
-    def encode(self, prompt: str) -> torch.Tensor:
-        if not prompt or not prompt.strip():
-            raise InterpError("empty prompt: give at least one word")
-        return self.replacement.check_tokens(torch.tensor(self.tokenizer.encode(prompt), dtype=torch.long))
-
-    def token_id(self, word: str) -> int:
-        return self.tokenizer.token_id(word)
-
-
-def load_dictionary_folder(folder: str | Path, what: str) -> dict[int, Any]:
-    """{layer: SAE} from a folder of SAE-Lens folders (adapter over `interp.models.dictionaries` when present)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InterpError(f"{what} folder not found: {folder}")
-    from interp.models.clt import is_clt_folder, load_clt
-
-    if is_clt_folder(folder):
-        # A cross-layer transcoder: one view per layer, each writing its own and every later MLP output.
-        return load_clt(folder).layers()
-    try:
-        from interp.models.dictionaries import load_dictionaries
-    except ImportError:
-        load_dictionaries = None
-    if load_dictionaries is not None:
-        return load_dictionaries(folder)
-    from sae_lens import SAE
-
-    out = {}
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        try:
-            sae = SAE.load_from_disk(str(sub))
-        except Exception as e:  # noqa: BLE001 - any failure means the folder is not an SAE-Lens folder
-            raise InterpError(f"cannot load the {what} in {sub} with SAE-Lens ({type(e).__name__}: {e})") from None
-        hook = sae.cfg.metadata.get("hook_name") or ""
-        parts = hook.split(".")
-        if len(parts) < 2 or parts[0] != "blocks" or not parts[1].isdigit():
-            raise InterpError(f"{sub} has no 'blocks.L....' hook_name in its metadata; cannot tell its layer")
-        out[int(parts[1])] = sae
-    if not out:
-        raise InterpError(f"{what} folder {folder} holds no SAE-Lens folders")
-    return out
-
-
-def recorded_model(folder: str | Path) -> Path | None:
-    """The model folder a dictionaries folder says it was made for, when it names one that exists here: our
-    config.json's "model" (relative to the folder), else a path in the layers' SAE-Lens metadata `model_name`."""
-    folder = Path(folder)
-    config = folder / "config.json"
-    if config.is_file():
-        try:
-            recorded = json.loads(config.read_text(encoding="utf-8")).get("model")
-        except (OSError, ValueError, AttributeError):
-            recorded = None
-        if isinstance(recorded, str) and recorded and (folder / recorded).exists():
-            return (folder / recorded).resolve()
-    for cfg in sorted(folder.glob("*/cfg.json")) + sorted(folder.glob("cfg.json")):
-        try:
-            name = (json.loads(cfg.read_text(encoding="utf-8")).get("metadata") or {}).get("model_name")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(name, str) and name and Path(name).exists():
-            return Path(name).resolve()
-    return None
-
-
-def check_made_for(folder: str | Path, model_dir: str | Path, what: str) -> None:
-    """InterpError (one line) when `folder`'s dictionaries record another model than `model_dir`."""
-    recorded = recorded_model(folder)
-    if recorded is not None and recorded != Path(model_dir).resolve():
-        raise InterpError(f"the {what} in {folder} were made for {recorded}, not {model_dir}; "
-                          "pass --allow-mismatch to use them anyway")
-
-
-def load_setup(model_dir: str | Path, transcoders: str | Path | None = None, attn_saes: str | Path | None = None,
-               mode: str = "full", device: str = "cpu", dtype: torch.dtype | None = None,
-               allow_mismatch: bool = False) -> Setup:
-    """The model and its dictionaries (default: MODEL/transcoders and MODEL/attn-saes), checked to belong together:
-    widths and hooks always; the model the dictionaries record, unless `allow_mismatch`."""
-    from interp.models.lm import load_lm
-
-    model_dir = Path(model_dir)
-    if not allow_mismatch:
-        check_made_for(transcoders or model_dir / "transcoders", model_dir, "transcoders")
-        if mode == "full":
-            check_made_for(attn_saes or model_dir / "attn-saes", model_dir, "attention SAEs")
-    # TransformerLens prints "Moving model to device" on stdout; keep stdout for the one JSON object
-    # and stderr for the one error line.
-    with contextlib.redirect_stdout(io.StringIO()):
-        lm = load_lm(model_dir, device=device, dtype=dtype)
-    tcs = load_dictionary_folder(transcoders or model_dir / "transcoders", "transcoders")
-    saes = load_dictionary_folder(attn_saes or model_dir / "attn-saes", "attention SAEs") if mode == "full" else None
-    for sae in list(tcs.values()) + list((saes or {}).values()):
-        sae.to(device=lm.model.W_E.device, dtype=lm.model.W_E.dtype)
-    rep = ReplacementModel.build(lm.model, tcs, saes, mode=mode)
-    return Setup(replacement=rep, vocab=list(lm.tokenizer.vocab), name=model_dir.name, tokenizer=lm.tokenizer)
-
-
-@dataclass
-class Extraction:
-    graph: AttributionGraph
-    pruned: Pruned
-    scores: GraphScores
-    json: dict[str, Any]
-    attribution_seconds: float = 0.0
-
-
-def extract(setup: Setup, prompt: str, target: str | None = None, contrast: tuple[str, str] | None = None,
-            node_threshold: float = 0.8, edge_threshold: float = 0.98,
-            max_feature_nodes: int | None = DEFAULT_MAX_FEATURE_NODES, batch_size: int = 64, slug: str = "graph",
-            feature_json_base_url: str = "features", progress: bool = False, pruning: str = "influence",
-            hierarchical_threshold: float = 0.01, max_memory: int | None = None) -> Extraction:
-    """Prompt → attribution graph → pruned graph → scores → graph JSON.
-
-    `pruning` is "influence" (circuit-tracer's node/edge thresholds) or "hierarchical" (Ge et al.:
-    nodes whose attribution is below `hierarchical_threshold` × |target| are cut off).
-    `max_feature_nodes` caps the feature nodes (None: every active feature, if `max_memory` allows)."""
-    tokens = setup.encode(prompt)
-    target_id = setup.token_id(target) if target is not None else None
-    contrast_ids = (setup.token_id(contrast[0]), setup.token_id(contrast[1])) if contrast else None
-    strings = [setup.vocab[t] for t in tokens.tolist()]
-    start = time.perf_counter()
-    graph = attribute(setup.replacement, tokens, prompt=prompt, token_strings=strings, vocab=setup.vocab,
-                      target=target_id, contrast=contrast_ids, max_feature_nodes=max_feature_nodes,
-                      batch_size=batch_size, progress=progress, model_name=setup.name, max_memory=max_memory)
-    seconds = time.perf_counter() - start
-    if pruning == "influence":
-        pruned = prune(graph, node_threshold, edge_threshold)
-    elif pruning == "hierarchical":
-        from interp.graph.prune import hierarchical_attribution
-
-        pruned = hierarchical_attribution(graph, hierarchical_threshold)
-        pruned.influence = prune(graph, 1.0, 1.0).influence   # rank ablations by influence either way
-    else:
-        raise InterpError(f"unknown pruning {pruning!r}; choose influence or hierarchical")
-    scores = graph_scores(graph)
-    pruned_adj = graph.adjacency * pruned.edge_mask
-    pruned_scores = graph_scores(graph, pruned_adj)
-    data = export_graph(graph, pruned, slug=slug, scan=setup.name, node_threshold=node_threshold,
-                        edge_threshold=edge_threshold, feature_json_base_url=feature_json_base_url,
-                        scores={"replacement_score": scores.replacement_score,
-                                "completeness_score": scores.completeness_score,
-                                "pruned_replacement_score": pruned_scores.replacement_score,
-                                "pruned_completeness_score": pruned_scores.completeness_score})
-    return Extraction(graph, pruned, scores, data, seconds)
-
-
-def task_metric(logits: torch.Tensor, target: int, contrast: int) -> float:
-    return float(logits[target] - logits[contrast])
-
-
-def ablation_drops(setup: Setup, extraction: Extraction, target: int, contrast: int, k: int = 10,
-                   seed: int = 0, mode: str = "free", n_random: int = 5) -> dict[str, float]:
-    """The task metric after zeroing k feature nodes (errors held at their clean values), for:
-
-    - "top": the k features of highest influence that support the target: circuit-tracer's
-      (unsigned) influence, among features whose signed total attribution to the metric
-      (`a_s · ∂metric/∂a_s` through the linear graph) is positive;
-    - "unsigned": the k features of highest influence whatever their sign;
-    - "attribution": the k features of largest positive signed attribution;
-    - "random": k random active feature nodes of the graph, the metric averaged over `n_random`
-      independent draws (one draw of 10 is a noisy estimate of what a random ablation costs);
-    - "random_same_positions": for each of the "top" features, a random other active feature at the
-      same position (the top features crowd the last positions, where any ablation costs more);
-    - "random_pruned": k random feature nodes of the pruned graph.
-    Random controls average `n_random` draws. Each is measured with the recipe's mode (suffix ""),
-    and as "*_constrained" and "*_replacement" (see `interp.graph.interventions`).
-    """
-    from interp.graph.prune import hierarchical_attribution
-
-    graph, pruned = extraction.graph, extraction.pruned
-    tokens = torch.tensor(graph.tokens)
-    features = list(range(graph.n_features))
-    signed = hierarchical_attribution(graph, threshold=0.0).influence
-    by_influence = sorted(features, key=lambda j: -float(pruned.influence[j]))
-    top = [j for j in by_influence if signed[j] > 0][:k]
-    unsigned = by_influence[:k]
-    attribution = sorted((j for j in features if signed[j] > 0), key=lambda j: -float(signed[j]))[:k]
-    rng = random.Random(seed)
-    random_sets = [rng.sample(features, min(k, len(features))) for _ in range(n_random)]
-    at_position: dict[int, list[int]] = {}
-    for j in features:
-        at_position.setdefault(graph.nodes[j].pos, []).append(j)
-    same_position_sets = []
-    for _ in range(n_random):
-        chosen: list[int] = []
-        for j in top:
-            others = [o for o in at_position[graph.nodes[j].pos] if o not in top and o not in chosen]
-            if others:
-                chosen.append(rng.choice(others))
-        same_position_sets.append(chosen)
-    in_pruned = [j for j in features if bool(pruned.node_mask[j])]
-    pruned_sets = [rng.sample(in_pruned, min(k, len(in_pruned))) for _ in range(n_random)]
-
-    def ablate(nodes: list[int], how: str) -> float:
-        ivs = [Intervention(graph.nodes[j].kind, graph.nodes[j].layer, graph.nodes[j].pos, graph.nodes[j].index, 0.0)
-               for j in nodes]
-        return task_metric(intervene(setup.replacement, tokens, ivs, mode=how).new_logits, target, contrast)
-
-    clean = task_metric(setup.replacement.snapshot(tokens).logits[-1], target, contrast)
-    out = {"metric_clean": clean}
-    scale = clean if abs(clean) > 1e-8 else 1e-8
-    modes = [(mode, "")] + [(m, f"_{m}") for m in ("constrained", "replacement") if m != mode]
-    for name, node_sets in (("top", [top]), ("unsigned", [unsigned]), ("attribution", [attribution]),
-                            ("random", random_sets), ("random_same_positions", same_position_sets),
-                            ("random_pruned", pruned_sets)):
-        for how, suffix in modes:
-            out[f"metric_{name}{suffix}"] = sum(ablate(nodes, how) for nodes in node_sets) / len(node_sets)
-            out[f"{name}_drop{suffix}"] = (clean - out[f"metric_{name}{suffix}"]) / scale
-    return out
-
-
-# ---------------------------------------------------------------- recipes
 
 RECIPE_KEYS = {"name": str, "description": str, "model": str, "transcoders": str, "attn_saes": str, "mode": str,
                "node_threshold": (int, float), "edge_threshold": (int, float), "max_feature_nodes": int,

@@ -1,4 +1,4 @@
-"""The local replacement model of one prompt (DESIGN.md, "Linear computation graph").
+"""The local replacement model of one prompt (docs/architecture.md, "Linear computation graph").
 
 Run the real model once and keep what the replacement freezes: every LayerNorm scale, every
 attention pattern, each dictionary's input and the true value at its output hook. In the

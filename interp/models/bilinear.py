@@ -2,7 +2,7 @@
 
 A bilinear layer has no elementwise nonlinearity and no bias by default; a bias enters by
 augmenting x with a constant 1 (`bias=True`), so the layer stays an exact quadratic form in the
-augmented input. With a head P the output is `y = P g(x)` (see DESIGN.md).
+augmented input. With a head P the output is `y = P g(x)` (see docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Bilinear model: a `HookedTransformer` with `gated_mlp=True` and an identity acti
 MLP computes `W_out ((W_gate x) ⊙ (W_in x))`. TransformerLens has no identity activation, so we
 register one in `SUPPORTED_ACTIVATIONS` before any config is built. TransformerLens adds `b_in`
 after the product; we keep it at zero and frozen, or the layer would no longer be an exact
-third-order tensor (DESIGN.md).
+third-order tensor (docs/architecture.md).
 
 A checkpoint folder holds `model.safetensors`, `config.json` (kind "lm", the architecture and the
 full `HookedTransformerConfig`), `tokenizer.json` and `metrics.json`.

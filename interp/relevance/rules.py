@@ -9,7 +9,7 @@ relevance on its input. `BasicRule` computes, for terms k = 1..K,
     R_in = reducer = Σ_k c_k x_k ⊙ layer_kᵀ s,
 
 where layer_kᵀ s is one vector-Jacobian product of the modified layer (the "gradient trick"); no dense
-matrix is ever formed. The rules (DESIGN.md, Montavon et al. 2017):
+matrix is ever formed. The rules (docs/architecture.md, Montavon et al. 2017):
 
     LRP-0   R_i = Σ_j x_i w_ij / z_j · R_j              z_j = Σ_i x_i w_ij + b_j    (= ε-rule, ε = 0)
     ε       as LRP-0 with z_j + ε·sign(z_j)

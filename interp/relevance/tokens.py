@@ -8,7 +8,7 @@ embeddings, every bias, LayerNorm offsets). Linear maps act on each contribution
 bilinear MLP whose input is x = Σ_s x_s is the quadratic form Σ_{s,s'} (W_gate x_s) ⊙ (W_in x_s'):
 the pair relevance R_ss' is split symmetrically, R_s = Σ_s' ½[(W_gate x_s) ⊙ (W_in x_s') + (W_gate x_s') ⊙ (W_in x_s)]
 = ½[(W_gate x_s) ⊙ (W_in x) + (W_gate x) ⊙ (W_in x_s)], the exact second-order decomposition of
-DESIGN.md at token granularity. The token relevances and the constant's share sum to the logit exactly.
+docs/architecture.md at token granularity. The token relevances and the constant's share sum to the logit exactly.
 """
 
 from __future__ import annotations
