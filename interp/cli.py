@@ -32,7 +32,10 @@ Evaluator = Callable[[Path, argparse.Namespace], dict[str, Any]]
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse already exits 2 on bad flags; keep its message to one line plus usage."""
+    """Bad flags exit 2 with one line naming the problem (argparse would print its usage first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def add_common(parser: argparse.ArgumentParser, compute: bool = True) -> argparse.ArgumentParser:
@@ -108,6 +111,10 @@ def _print_human(result: dict[str, Any], indent: str = "") -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug anywhere on the line: show the traceback of an unexpected error instead of one line.
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     cli = build_cli()
     args = cli.parser.parse_args(argv)
     if not getattr(args, "handler", None):
@@ -121,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interp: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - the one-line contract holds for what we did not foresee too
+        if debug:
+            raise
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(f"interp: error: {type(e).__name__}: {first} (run again with --debug for the traceback)",
+              file=sys.stderr)
+        return 2
     if result is not None:
         try:
             if getattr(args, "json", False):

@@ -193,13 +193,11 @@ def test_hierarchical_pruning_from_the_command_line(run_cli, lm, ioi, tmp_path):
 
 
 def _argparse_error_line(code, out, err, prefix):
-    """argparse's own refusal: exit 2, nothing on stdout, its usage, then exactly one error line."""
+    """A refused flag: exit 2, nothing on stdout, exactly one error line naming the flag."""
     assert code == 2, err
     assert out == "" and "Traceback" not in err
     lines = [line for line in err.strip().splitlines() if line]
-    errors = [line for line in lines if "error:" in line]
-    assert errors == [lines[-1]] and lines[-1].startswith(prefix), err
-    assert lines[0].startswith("usage:") and all(line.startswith(" ") for line in lines[1:-1]), err
+    assert len(lines) == 1 and lines[0].startswith(prefix), err
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
