@@ -154,7 +154,8 @@ def _folder_size(folder: Path, root: Path) -> int:
 
 def list_checkpoints(roots: Roots, kind: str | Sequence[str] | None = None) -> list[CheckpointInfo]:
     """Every folder under the checkpoint roots whose `config.json` holds a "kind" (nested ones too,
-    e.g. `lm-bilinear/transcoders`), sorted by name; optionally only those of the given kind(s)."""
+    e.g. `lm-bilinear/transcoders`), or that is a Hugging Face model folder (kind "hf"), sorted by name;
+    optionally only those of the given kind(s)."""
     kinds = {kind} if isinstance(kind, str) else set(kind) if kind is not None else None
     found: list[CheckpointInfo] = []
     for root in roots.checkpoints:
@@ -164,8 +165,13 @@ def list_checkpoints(roots: Roots, kind: str | Sequence[str] | None = None) -> l
             folder = config_path.parent
             resolved = regular_file_inside(config_path, root)
             config = _read_json_dict(resolved) if resolved is not None else None
-            if config is None or "kind" not in config:
+            if config is None:
                 continue
+            if "kind" not in config:
+                # A Hugging Face model folder (config.json with a model_type beside safetensors weights).
+                if "model_type" not in config or not any(folder.glob("*.safetensors")):
+                    continue
+                config = {**config, "kind": "hf", "arch": config["model_type"]}
             if kinds is not None and config["kind"] not in kinds:
                 continue
             metrics_path = regular_file_inside(folder / "metrics.json", root)
@@ -181,7 +187,8 @@ def image_classifiers(roots: Roots) -> list[CheckpointInfo]:
 
 
 def language_models(roots: Roots) -> list[CheckpointInfo]:
-    return list_checkpoints(roots, kind="lm")
+    """Our LM checkpoints and Hugging Face model folders."""
+    return list_checkpoints(roots, kind=("lm", "hf"))
 
 
 @dataclasses.dataclass

@@ -436,3 +436,42 @@ def test_harmless_page_labels_the_space_by_the_analysis(digits_roots):
             assert not at.success
     # The CNN's 4 channels × 64 locations see all 64 pixels: no exact space; the MLP's 32 units leave one.
     assert exact == {"digits-cnn": False, "digits-relu": True}
+
+
+@pytest.fixture(scope="module")
+def hf_root(tmp_path_factory):
+    """A checkpoints root holding one Hugging Face GPT-2 folder with transcoders and attention SAEs of its own."""
+    import json
+
+    from graph_helpers import tiny_dictionaries
+    from hf_helpers import make_hf_folder
+    from interp.models.hf import load_hf_lm
+
+    root = tmp_path_factory.mktemp("hf-app")
+    folder = root / "checkpoints" / "tiny-gpt2"
+    make_hf_folder("gpt2", folder)
+    model = load_hf_lm(folder).model
+    transcoders, attn_saes = tiny_dictionaries(model, d_sae=40, seed=1, dtype="float32")
+    for name, dicts, kind in (("transcoders", transcoders, "transcoder"), ("attn-saes", attn_saes, "attn_sae")):
+        for layer, sae in dicts.items():
+            sae.save_model(str(folder / name / f"layer_{layer}"))
+        (folder / name / "config.json").write_text(json.dumps({"kind": "dictionaries", "type": kind, "model": "..",
+                                                               "layers": sorted(dicts)}))
+    (root / "circuits").mkdir()
+    return root
+
+
+def test_a_hugging_face_folder_is_listed_and_extracted_live(monkeypatch, hf_root):
+    monkeypatch.setenv(catalog.ENV_CHECKPOINTS, str(hf_root / "checkpoints"))
+    monkeypatch.setenv(catalog.ENV_CIRCUITS, str(hf_root / "circuits"))
+    listed = catalog.language_models(catalog.roots_from([]))
+    assert [(c.name, c.kind, c.arch) for c in listed] == [("tiny-gpt2", "hf", "gpt2")]
+    at = run_page("1_Models.py")
+    assert not at.exception
+    at = run_page("2_Circuits.py")
+    at.radio(key="source").set_value("extract live").run()
+    at.text_input(key="prompt").input("the dog sees a ball and the dog sees a").run()
+    at.button[0].click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Nodes shown"]) > 0
