@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
-
-import torch
+from typing import TYPE_CHECKING, Any, Iterator
 
 from interp.errors import InterpError
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+if TYPE_CHECKING:
+    import torch
+
+DTYPE_NAMES = ("float32", "float64", "bfloat16", "float16")
 
 
-def resolve_device(name: str | None) -> torch.device:
+def __getattr__(name: str) -> Any:
+    # DTYPES maps names to torch dtypes; built on first use so that importing this module (as every command
+    # module does) does not import torch.
+    if name == "DTYPES":
+        import torch
+
+        return {n: getattr(torch, n) for n in DTYPE_NAMES}
+    raise AttributeError(f"module 'interp.device' has no attribute {name!r}")
+
+
+def resolve_device(name: str | None) -> "torch.device":
+    import torch
+
     name = name or "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise InterpError(f"device {name!r} asked for, but no CUDA device is available here; use --device cpu")
@@ -22,15 +35,19 @@ def resolve_device(name: str | None) -> torch.device:
         raise InterpError(f"unknown device {name!r}; use cpu or cuda[:N]") from None
 
 
-def resolve_dtype(name: str | None) -> torch.dtype:
+def resolve_dtype(name: str | None) -> "torch.dtype":
+    import torch
+
     name = name or "float32"
-    if name not in DTYPES:
-        raise InterpError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPES)}")
-    return DTYPES[name]
+    if name not in DTYPE_NAMES:
+        raise InterpError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPE_NAMES)}")
+    return getattr(torch, name)
 
 
-def check_dtype_runs(device: torch.device, dtype: torch.dtype) -> None:
+def check_dtype_runs(device: "torch.device", dtype: "torch.dtype") -> None:
     """InterpError unless `device` can multiply matrices in `dtype` (half precision on some CPUs cannot)."""
+    import torch
+
     try:
         x = torch.ones(4, 4, dtype=dtype, device=device)
         (x @ x).sum().item()
@@ -44,6 +61,8 @@ def torch_threads(n: int) -> Iterator[None]:
     """Run the block with `n` torch CPU threads (at least 1), then restore the previous setting, so that
     in-process callers (tests, the app) keep theirs. On 2 cores, give concurrent jobs 1 thread each:
     two 2-thread jobs side by side run many times slower."""
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, n))
     try:

@@ -10,21 +10,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 from typing import Any, TypeVar
-
-import numpy as np
-import torch
 
 T = TypeVar("T", bound="Result")
 
 
 def to_jsonable(value: Any) -> Any:
     """Recursively convert tensors, arrays, dataclasses and numpy scalars to plain JSON values."""
-    if isinstance(value, torch.Tensor):
+    # A value can only be a tensor or an array if torch or numpy is loaded: don't import them for a result
+    # that holds neither (graph-info runs without torch).
+    torch, np = sys.modules.get("torch"), sys.modules.get("numpy")
+    if torch is not None and isinstance(value, torch.Tensor):
         return to_jsonable(value.detach().cpu().tolist())
-    if isinstance(value, np.ndarray):
+    if np is not None and isinstance(value, np.ndarray):
         return to_jsonable(value.tolist())
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
+    if np is not None and isinstance(value, (np.floating, np.integer, np.bool_)):
         return to_jsonable(value.item())
     if isinstance(value, float):
         # JSON has no NaN/inf; null is the honest stand-in.

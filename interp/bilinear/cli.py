@@ -6,17 +6,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from interp.bilinear.analysis import TRUNCATION_KS, class_eigen, eigen_report
-from interp.bilinear.core import classifier_weights
-from interp.data.images import load_image_dataset
 from interp.device import resolve_dtype
 from interp.errors import InterpError
-from interp.models.checkpoints import load_classifier
 
 
 def eigen_command(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from interp.bilinear.analysis import TRUNCATION_KS, class_eigen, eigen_report
+    from interp.bilinear.core import classifier_weights
+    from interp.data.images import load_image_dataset
+    from interp.models.checkpoints import load_classifier
     from interp.io import check_output_file
 
     check_output_file(args.html, args.force, "--out-html")

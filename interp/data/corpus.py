@@ -215,15 +215,17 @@ def training_tokens(tokenizer: WordTokenizer, n_sequences: int, n_ctx: int, seed
     token per word; a subword tokenizer (a Hugging Face model's) is cut to `n_ctx` tokens, and a sequence
     that comes out short is continued with more corpus text."""
     rng = random.Random(seed)
-    out = []
-    for _ in range(n_sequences):
-        words = training_document(rng, n_ctx - 1)
+    return [training_sequence(tokenizer, rng, n_ctx) for _ in range(n_sequences)]
+
+
+def training_sequence(tokenizer: WordTokenizer, rng: random.Random, n_ctx: int) -> list[int]:
+    """One sequence of `training_tokens`: BOS + corpus text, exactly `n_ctx` tokens, drawn from `rng`."""
+    words = training_document(rng, n_ctx - 1)
+    ids = tokenizer.encode(" ".join(words))
+    while len(ids) < n_ctx:
+        words += training_document(rng, n_ctx - len(ids))
         ids = tokenizer.encode(" ".join(words))
-        while len(ids) < n_ctx:
-            words += training_document(rng, n_ctx - len(ids))
-            ids = tokenizer.encode(" ".join(words))
-        out.append(ids[:n_ctx])
-    return out
+    return ids[:n_ctx]
 
 
 # ---------------------------------------------------------------- held-out evaluation sets

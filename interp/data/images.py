@@ -30,7 +30,7 @@ FILES = {
 }
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-DATASETS = ("fashion-mnist", "digits")
+from interp.data import DATASETS  # noqa: E402,F401
 
 
 @dataclass

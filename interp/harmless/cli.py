@@ -17,11 +17,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from interp.device import resolve_device, resolve_dtype
 from interp.errors import InterpError
-from interp.io import read_checkpoint_config, save_tensors
 
 
 def _magnitude(text: str) -> float:
@@ -54,11 +51,16 @@ def _test_image(dataset: Any, index: int, what: str) -> Any:
 
 
 def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
-    from interp.io import check_output_file
+    import torch
+
+    from interp.io import check_output_file, read_checkpoint_config, save_tensors
 
     check_output_file(args.out, args.force, "--out")
     check_output_file(args.html, args.force, "--html")
-    config = read_checkpoint_config(args.path)
+    from interp.models.hf import is_hf_folder
+
+    # a Hugging Face model folder (config.json without "kind") is an LM folder: its transcoders/ and attn-saes/
+    config = {"kind": "lm"} if is_hf_folder(args.path) else read_checkpoint_config(args.path)
     if not (math.isfinite(args.magnitude) and args.magnitude > 0):
         raise InterpError(f"--magnitude must be a finite number > 0, got {args.magnitude}")
     if args.rtol is not None and not 0 < args.rtol < 1:

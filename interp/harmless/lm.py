@@ -119,10 +119,12 @@ def check_dictionary_perturbation(result: DictionaryHarmless, saes: dict[str, An
 
 
 def _dictionary_folders(path: Path) -> tuple[list[Path], Path]:
-    """(dictionaries folders, LM folder) for an LM folder with transcoders/ and attn-saes/, or one dictionaries folder."""
+    """(dictionaries folders, LM folder) for an LM folder (ours or a Hugging Face model folder) with transcoders/
+    and attn-saes/, or one dictionaries folder."""
     from interp.models.dictionaries import dictionaries_model_path
+    from interp.models.hf import is_hf_folder
 
-    kind = read_checkpoint_config(path)["kind"]
+    kind = "hf" if is_hf_folder(path) else read_checkpoint_config(path)["kind"]
     if kind == "dictionaries":
         return [path], dictionaries_model_path(path)
     folders = [path / sub for sub in TYPE_FOLDERS if (path / sub / "config.json").is_file()]

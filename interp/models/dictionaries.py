@@ -132,10 +132,20 @@ def describe_dictionaries(dicts: dict[int, SAE]) -> list:
 
 
 def dictionaries_model_path(folder: str | Path) -> Path:
-    """The LM the dictionaries were trained on (config.json "model", relative to the folder)."""
+    """The LM the dictionaries were trained on: config.json "model" (default ".."), our LM folder or a Hugging
+    Face model folder, as an absolute path or relative to the dictionaries folder (or, failing that, to the
+    working directory, as a path typed on the command line is). InterpError when it names no folder."""
     folder = Path(folder)
     config = dictionaries_config(folder)
-    return (folder / config.get("model", "..")).resolve()
+    recorded = config.get("model", "..")
+    if not isinstance(recorded, str) or not recorded:
+        raise InterpError(f"{folder / 'config.json'}: \"model\" must be the path of the model folder, got {recorded!r}")
+    candidates = [folder / recorded] + ([Path(recorded)] if not Path(recorded).is_absolute() else [])
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate.resolve()
+    raise InterpError(f"{folder / 'config.json'} names the model {recorded!r}, which is not a folder (relative to "
+                      f"{folder} or here)")
 
 
 def _hook_width(model: HookedTransformer, hook: str) -> int:

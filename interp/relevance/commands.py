@@ -116,6 +116,10 @@ def _relevance_command(args: argparse.Namespace) -> dict[str, Any]:
         raise InterpError(f"--out {args.out}: use a .png or .html file name")
     if args.top < 1:
         raise InterpError("--top must be at least 1")
+    from interp.models.hf import is_hf_folder
+
+    if is_hf_folder(args.path):  # a Hugging Face model folder: config.json has no "kind"
+        return _token_command(args, device, dtype)
     config = read_checkpoint_config(args.path)
     if config["kind"] == "lm":
         return _token_command(args, device, dtype)
@@ -185,12 +189,15 @@ def _token_command(args: argparse.Namespace, device, dtype) -> dict[str, Any]:
     with contextlib.redirect_stdout(io.StringIO()):
         lm = load_lm(args.path, device=device, dtype=dtype)
     tokens = lm.to_tokens(args.text)
-    strings = lm.tokenizer.tokens(args.text)
+    # the display strings of exactly the ids analysed (a subword tokenizer's pieces, BOS first where it has one)
+    vocab = lm.tokenizer.vocab
+    strings = [vocab[int(i)] for i in tokens[0]]
     target = lm.tokenizer.token_id(args.target) if args.target is not None else None
     result = token_relevance(lm.model, tokens, target, strings)
-    result.target = lm.tokenizer.vocab[result.target_id]
+    result.target = vocab[result.target_id]
     order = sorted(range(len(result.relevance)), key=lambda i: -result.relevance[i])[:args.top]
-    out = {"model": "bilinear-lm", **result.to_dict(), "relevance_sum": sum(result.relevance) + result.constant,
+    name = lm.config.get("model_type") if lm.config.get("kind") == "hf" else f"{lm.arch}-lm"
+    out = {"model": name, **result.to_dict(), "relevance_sum": sum(result.relevance) + result.constant,
            "top_tokens": [{"position": i, "token": result.tokens[i], "relevance": result.relevance[i]} for i in order]}
     if args.out is not None:
         write_figure(args.out, token_relevance_figure(result.tokens, result.relevance,

@@ -11,12 +11,10 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from interp.data.images import DATASETS, load_image_dataset
+from interp.data import DATASETS
 from interp.device import resolve_device, torch_threads
 from interp.errors import InterpError
-from interp.models.checkpoints import load_classifier
-from interp.models.bilinear import count_parameters
-from interp.train.classifier import ARCHS, TrainOptions, accuracy, train_and_save
+from interp.train.options import ARCHS, TrainOptions
 
 DEFAULTS = TrainOptions()
 
@@ -36,6 +34,8 @@ def _non_negative_float(text: str) -> float:
 
 
 def train_classifier_command(args: argparse.Namespace) -> dict[str, Any]:
+    from interp.train.classifier import train_and_save
+
     options = TrainOptions(dataset=args.dataset, arch=args.arch, epochs=args.epochs, hidden=args.hidden,
                            embed=args.embed or None, bias=args.bias, noise=args.noise, wd=args.wd, lr=args.lr,
                            batch_size=args.batch_size, seed=args.seed, warmup_frac=args.warmup,
@@ -66,6 +66,11 @@ def _canonical_command(args: argparse.Namespace) -> str:
 
 def evaluate_classifier(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Recompute the test accuracy of a classifier checkpoint from its weights."""
+    from interp.data.images import load_image_dataset
+    from interp.models.bilinear import count_parameters
+    from interp.models.checkpoints import load_classifier
+    from interp.train.classifier import accuracy
+
     model, config, metrics = load_classifier(path)
     dataset = load_image_dataset(config.get("dataset", ""), getattr(args, "data_dir", None))
     d_in = dataset.test.images[0].numel()

@@ -127,12 +127,12 @@ def hooks_for(kind: str, layer: int) -> tuple[str, str]:
 
 
 def corpus_batches(lm: LoadedLM, n_sequences: int, seed: int, batch_size: int = 64) -> Iterator[torch.Tensor]:
-    """Token batches of fresh corpus text ([batch, n_ctx], BOS first)."""
+    """Token batches of fresh corpus text ([batch, n_ctx], BOS first). Our word tokenizer gives one token per
+    word; a Hugging Face model's subword tokenizer is cut to n_ctx tokens (`corpus.training_sequence`)."""
     rng = random.Random(seed)
     n_ctx = lm.model.cfg.n_ctx
     for start in range(0, n_sequences, batch_size):
-        rows = [lm.tokenizer.encode(" ".join(corpus.training_document(rng, n_ctx - 1)))
-                for _ in range(min(batch_size, n_sequences - start))]
+        rows = [corpus.training_sequence(lm.tokenizer, rng, n_ctx) for _ in range(min(batch_size, n_sequences - start))]
         yield torch.tensor(rows, dtype=torch.long, device=lm.model.cfg.device)
 
 

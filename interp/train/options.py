@@ -62,3 +62,27 @@ class CLTTrainOptions:
     aux_k: int = 64  # dead-feature loss: the top aux_k pre-activations among dead features reconstruct the error
     aux_coef: float = 1 / 32  # its weight (0: off)
     dead_steps: int = 500  # a feature that has not fired for this many steps counts as dead
+
+
+ARCHS = ("bilinear", "relu")
+
+
+@dataclass
+class TrainOptions:
+    dataset: str = "fashion-mnist"
+    arch: str = "bilinear"
+    epochs: int = 20
+    hidden: int = 512  # bilinear hidden width (the ReLU baseline's width is derived from the parameter count)
+    embed: int | None = None  # optional linear embedding before the bilinear layer (None: none)
+    bias: bool = False  # bilinear layer reads [x, 1] instead of x
+    noise: float = 0.1  # std of the Gaussian noise added to training inputs
+    wd: float = 0.1  # AdamW weight decay
+    lr: float = 1e-3
+    batch_size: int = 128
+    seed: int = 0
+    warmup_frac: float = 0.0  # fraction of steps with a linear warm-up before the cosine decay
+    # Bilinear only: weight × Σ_c (eigenvalue mass of Q_c outside its top `rank_keep`), paid every
+    # `rank_every` steps — pushes each class's form towards rank `rank_keep` (0: no penalty).
+    rank_penalty: float = 0.0
+    rank_keep: int = 10
+    rank_every: int = 10
