@@ -174,8 +174,10 @@ def test_force_replaces_the_folder(tmp_path, run_cli):
     assert json.loads((tmp_path / "other" / "metrics.json").read_text())["options"]["steps"] == 2
 
 
-@pytest.mark.parametrize("flags, says", [(("--k", "0"), "k must be"), (("--steps", "0"), "steps must be"),
-                                         (("--d-sae", "-3"), "d-sae must be"), (("--batch-size", "0"), "batch-size"),
+@pytest.mark.parametrize("flags, says", [(("--k", "0"), "argument --k: must be an integer ≥ 1"),
+                                         (("--steps", "0"), "argument --steps: must be an integer ≥ 1"),
+                                         (("--d-sae", "-3"), "argument --d-sae: must be an integer ≥ 1"),
+                                         (("--batch-size", "0"), "batch-size"),
                                          (("--k", "30"), "k = 30 is more than the 24 features")])
 def test_bad_flags_exit_2_with_one_line(tmp_path, run_cli, flags, says):
     lm = save_tiny_lm(tmp_path / "lm")

@@ -88,7 +88,7 @@ def test_relu_with_biases_reports_absorbed_part(run_cli, digit_checkpoints):
 
 @pytest.mark.parametrize("args, message", [
     (["--index", "10000"], "index 10000 is out of range"),
-    (["--index", "-1"], "index -1 is out of range"),
+    (["--index", "-1"], "argument --index: must be an integer ≥ 0"),
     (["--index", "0", "--target", "12"], "class 12 does not exist"),
     (["--index", "0", "--target", "Hat"], "class 'Hat' does not exist"),
     (["--index", "0", "--rule-map", "magic"], "unknown rule map"),

@@ -64,9 +64,24 @@ def test_shares_are_exact_for_a_single_linear_path():
     assert all(abs(r) < 1e-7 for r in result.relevance[:-1])
 
 
-def test_gelu_lm_has_no_rule():
-    with pytest.raises(InterpError, match="needs a bilinear LM"):
-        token_relevance(tiny_lm("gelu"), torch.tensor([[0, 1, 2]]))
+def test_gelu_lm_freezes_its_activation_and_still_sums_exactly():
+    # GELU frozen as f(h)/h on the prompt: the shares still add up to the logit (float64: to rounding).
+    model = tiny_lm("gelu").to(torch.float64)
+    tokens = torch.tensor([[0, 1, 2, 3, 4]])
+    result = token_relevance(model, tokens, target=6)
+    logit = model(tokens)[0, -1, 6].item()
+    assert result.mlp_rule == "frozen activation" and "MLP activation gelu as f(h)/h" in result.frozen
+    assert abs(sum(result.relevance) + result.constant - logit) <= 1e-9 * abs(logit)
+    assert token_relevance(tiny_lm().to(torch.float64), tokens).mlp_rule == "bilinear"
+
+
+def test_layer_norm_activation_has_no_rule():
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    cfg = HookedTransformerConfig(n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=12, n_ctx=8,
+                                  act_fn="solu_ln", model_name="solu")
+    with pytest.raises(InterpError, match="does not support solu: its MLP activation 'solu_ln'"):
+        token_relevance(HookedTransformer(cfg).eval(), torch.tensor([[0, 1, 2]]))
 
 
 def test_cli_token_relevance(run_cli, tmp_path):
@@ -84,5 +99,8 @@ def test_cli_token_relevance(run_cli, tmp_path):
                           (["--index", "0"], "need --text")):
         code, stdout, stderr = run_cli("relevance", tmp_path / "lm", *args, "--json")
         assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1
-    code, _, stderr = run_cli("relevance", tmp_path / "gelu", "--text", "the cat", "--json")
-    assert code == 2 and "needs a bilinear LM" in stderr
+    code, stdout, stderr = run_cli("relevance", tmp_path / "gelu", "--text", "the cat", "--json")
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    assert result["model"] == "gelu-lm" and result["mlp_rule"] == "frozen activation"
+    assert result["relevance_sum"] == pytest.approx(result["output"], rel=1e-4, abs=1e-5)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from interp.argtypes import non_negative_int, positive_float, positive_int
 from interp.device import resolve_dtype
 from interp.errors import InterpError
 
@@ -16,8 +17,8 @@ def eigen_command(args: argparse.Namespace) -> dict[str, Any]:
     from interp.bilinear.analysis import TRUNCATION_KS, class_eigen, eigen_report
     from interp.bilinear.core import classifier_weights
     from interp.data.images import load_image_dataset
-    from interp.models.checkpoints import load_classifier
     from interp.io import check_output_file
+    from interp.models.checkpoints import load_classifier
 
     check_output_file(args.html, args.force, "--out-html")
     dtype = resolve_dtype(args.dtype)
@@ -50,8 +51,14 @@ def eigen_command(args: argparse.Namespace) -> dict[str, Any]:
 
 def bilinear_lm_command(args: argparse.Namespace) -> dict[str, Any]:
     """Top input pairs (and head pair terms) behind an output direction of a bilinear LM's MLP."""
-    from interp.bilinear.lm import (head_pair_terms, input_directions, mlp_weights, normalized_directions,
-                                    output_direction, top_feature_pairs)
+    from interp.bilinear.lm import (
+        head_pair_terms,
+        input_directions,
+        mlp_weights,
+        normalized_directions,
+        output_direction,
+        top_feature_pairs,
+    )
     from interp.models.dictionaries import load_dictionaries
     from interp.models.lm import load_lm
 
@@ -79,7 +86,7 @@ def register(cli) -> None:
     p = cli.add_command("bilinear-lm", bilinear_lm_command,
                         help="read a bilinear LM's MLP from its weights: the input pairs behind an output direction")
     p.add_argument("path", type=Path, help="checkpoint folder of a bilinear LM (kind 'lm')")
-    p.add_argument("--layer", type=int, required=True, help="which MLP")
+    p.add_argument("--layer", type=non_negative_int, required=True, help="which MLP")
     p.add_argument("--output", required=True,
                    help="output direction: token:WORD (demeaned unembedding), feature:LAYER:INDEX (a dictionary "
                         "feature's encoder row), or d_model comma-separated numbers")
@@ -88,7 +95,7 @@ def register(cli) -> None:
     p.add_argument("--dictionaries", type=Path, default=None, help="transcoders / SAEs folder for feature:... specs")
     p.add_argument("--demean", action="store_true",
                    help="per class, read the logit minus the mean logit (same predictions; drops shared components)")
-    p.add_argument("--top", type=int, default=20, help="pairs to list (default 20)")
+    p.add_argument("--top", type=positive_int, default=20, help="pairs to list (default 20)")
     p.add_argument("--heads", action="store_true", help="also the direct-path × head OV-path pair terms")
 
     p = cli.add_command("eigen", eigen_command,
@@ -99,13 +106,13 @@ def register(cli) -> None:
                         "or comma-separated numbers (one per class)")
     p.add_argument("--demean", action="store_true",
                    help="per class, read the logit minus the mean logit (same predictions; drops shared components)")
-    p.add_argument("--top", type=int, default=20, help="eigenvalues per class to print (default 20)")
+    p.add_argument("--top", type=positive_int, default=20, help="eigenvalues per class to print (default 20)")
     p.add_argument("--hosvd", action="store_true", help="also the HOSVD of the whole tensor (no direction)")
     p.add_argument("--mask", default=None, metavar="CLASS",
                    help="also build an adversarial mask towards CLASS from its top positive eigenvectors")
-    p.add_argument("--mask-vectors", type=int, default=3, help="positive eigenvectors in the mask (default 3)")
-    p.add_argument("--mask-norm", type=float, default=3.0, help="L2 norm of the mask in pixel units (default 3)")
+    p.add_argument("--mask-vectors", type=positive_int, default=3, help="positive eigenvectors in the mask (default 3)")
+    p.add_argument("--mask-norm", type=positive_float, default=3.0, help="L2 norm of the mask in pixel units (default 3)")
     p.add_argument("--out-html", dest="html", type=Path, default=None, help="write every figure into this HTML file")
     p.add_argument("--force", action="store_true", help="replace existing output files")
-    p.add_argument("--vectors", type=int, default=8, help="eigenvector images per class in the HTML (default 8)")
+    p.add_argument("--vectors", type=positive_int, default=8, help="eigenvector images per class in the HTML (default 8)")
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the Fashion-MNIST .gz files")

@@ -6,60 +6,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from interp.argtypes import fraction, memory_size, non_negative_int, positive_int
 from interp.errors import InterpError
 from interp.graph import DEFAULT_MAX_FEATURE_NODES
-
-
-def _threshold(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-_UNITS = {"": 1, "b": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
-
-
-def _memory_size(text: str) -> int:
-    """Bytes from '16G', '512M', '2.5g' or a plain number of bytes."""
-    t = text.strip().lower().removesuffix("ib").removesuffix("b")
-    unit = t[-1] if t and t[-1] in _UNITS else ""
-    try:
-        value = float(t[:len(t) - len(unit)]) * _UNITS[unit]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"want a size such as 16G or 512M, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"want a positive size such as 16G, got {text!r}")
-    return int(value)
 
 
 def _peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # Linux reports KiB
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
-    return value
 
 
 def _contrast(text: str) -> tuple[str, str]:
@@ -76,9 +31,7 @@ def extract_command(args: argparse.Namespace) -> dict[str, Any]:
     from interp.graph.pipeline import extract
     from interp.graph.recipes import run_recipe
     from interp.graph.setup import load_setup
-    from interp.io import write_json
-
-    from interp.io import check_output_file, check_output_folder
+    from interp.io import check_output_file, check_output_folder, write_json
 
     # Refuse outputs that would replace or corrupt something before any work, so nothing is written on refusal.
     check_output_file(args.out, args.force, "--out")
@@ -195,18 +148,18 @@ def register(cli) -> None:
     p.add_argument("--prompt", default=None, help="the prompt (words of the model's vocabulary)")
     p.add_argument("--target", default=None, help="attribute from this token's logit")
     p.add_argument("--contrast", default=None, help="A,B: attribute from logit(A) - logit(B)")
-    p.add_argument("--node-threshold", type=_threshold, default=0.8)
-    p.add_argument("--edge-threshold", type=_threshold, default=0.98)
+    p.add_argument("--node-threshold", type=fraction, default=0.8)
+    p.add_argument("--edge-threshold", type=fraction, default=0.98)
     p.add_argument("--pruning", choices=["influence", "hierarchical"], default="influence",
                    help="influence: node/edge thresholds (circuit-tracer); hierarchical: Ge et al. cut-off")
-    p.add_argument("--hierarchical-threshold", type=_threshold, default=0.01,
+    p.add_argument("--hierarchical-threshold", type=fraction, default=0.01,
                    help="with --pruning hierarchical: cut nodes below this fraction of |target|")
-    p.add_argument("--max-feature-nodes", type=_non_negative_int, default=DEFAULT_MAX_FEATURE_NODES,
+    p.add_argument("--max-feature-nodes", type=non_negative_int, default=DEFAULT_MAX_FEATURE_NODES,
                    help="cap on feature nodes, visited in order of influence (default %(default)s, as circuit-tracer; "
                         "0: no cap)")
-    p.add_argument("--max-memory", type=_memory_size, default=None,
+    p.add_argument("--max-memory", type=memory_size, default=None,
                    help="refuse a graph whose estimated memory exceeds this (e.g. 16G; default: what the device has free)")
-    p.add_argument("--batch-size", type=_positive_int, default=64, help="targets per backward pass")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="targets per backward pass")
     p.add_argument("--out", type=Path, default=None, help="graph JSON to write (--prompt)")
     p.add_argument("--features-dir", type=Path, default=None, help="also write feature JSONs here (--prompt)")
     p.add_argument("--recipe", type=Path, default=None, help="circuits/NAME.toml")

@@ -17,30 +17,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+from interp.argtypes import (
+    non_negative_int,
+    open_fraction,
+    positive_float,
+    positive_int,
+)
 from interp.device import resolve_device, resolve_dtype
 from interp.errors import InterpError
-
-
-def _magnitude(text: str) -> float:
-    """--magnitude: a finite number > 0 (NaN or ∞ would give a δ of NaNs, reported as "exact")."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def _rtol(text: str) -> float:
-    """--rtol: a number in (0, 1); at 1 or more every singular value, σ_max too, would count as zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}") from None
-    if not 0 < value < 1:  # also false for NaN
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text}")
-    return value
 
 
 def _test_image(dataset: Any, index: int, what: str) -> Any:
@@ -146,17 +130,17 @@ def register(cli: Any) -> None:
                              "checked on a test image")
     p.add_argument("path", type=Path, help="classifier checkpoint folder (or an LM dictionaries folder)")
     p.add_argument("--layer", default=None, help="layer name (default: the first layer); a bad name lists the choices")
-    p.add_argument("--index", type=int, default=0, help="test image x to perturb (default 0)")
-    p.add_argument("--magnitude", type=_magnitude, default=100.0, help="‖δ‖ as a multiple of ‖x‖ (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random direction in the space")
-    p.add_argument("--rtol", type=_rtol, default=None,
+    p.add_argument("--index", type=non_negative_int, default=0, help="test image x to perturb (default 0)")
+    p.add_argument("--magnitude", type=positive_float, default=100.0, help="‖δ‖ as a multiple of ‖x‖ (default 100)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random direction in the space")
+    p.add_argument("--rtol", type=open_fraction, default=None,
                    help="σ ≤ rtol·σ_max counts as zero, 0 < rtol < 1 (default max(m, n)·eps·σ_max)")
-    p.add_argument("--approx-dim", type=int, default=32,
+    p.add_argument("--approx-dim", type=positive_int, default=32,
                    help="size of the approximate space where the exact one is empty (default 32)")
-    p.add_argument("--secret", type=int, default=None, help="also hide test image J in x at 10× and 100× ‖x‖")
+    p.add_argument("--secret", type=non_negative_int, default=None, help="also hide test image J in x at 10× and 100× ‖x‖")
     p.add_argument("--other", type=Path, default=None,
                    help="another classifier folder: does δ (harmless here) change its logits?")
-    p.add_argument("--n-images", type=int, default=100, help="test images for --other (default 100)")
+    p.add_argument("--n-images", type=positive_int, default=100, help="test images for --other (default 100)")
     p.add_argument("--out", type=Path, default=None,
                    help="save the basis (d_in × dimension; projector P = B Bᵀ) and singular values as safetensors")
     p.add_argument("--html", type=Path, default=None,

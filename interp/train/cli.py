@@ -11,26 +11,18 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from interp.argtypes import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from interp.data import DATASETS
 from interp.device import resolve_device, torch_threads
 from interp.errors import InterpError
 from interp.train.options import ARCHS, TrainOptions
 
 DEFAULTS = TrainOptions()
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
 
 
 def train_classifier_command(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,25 +79,25 @@ def register(cli) -> None:
     p.add_argument("--dataset", choices=DATASETS, default=DEFAULTS.dataset)
     p.add_argument("--arch", choices=ARCHS, default=DEFAULTS.arch)
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
-    p.add_argument("--epochs", type=_positive_int, default=DEFAULTS.epochs)
-    p.add_argument("--hidden", type=_positive_int, default=DEFAULTS.hidden, help="bilinear hidden width")
-    p.add_argument("--embed", type=int, default=0, help="linear embedding width before the bilinear layer (0: none)")
+    p.add_argument("--epochs", type=positive_int, default=DEFAULTS.epochs)
+    p.add_argument("--hidden", type=positive_int, default=DEFAULTS.hidden, help="bilinear hidden width")
+    p.add_argument("--embed", type=non_negative_int, default=0, help="linear embedding width before the bilinear layer (0: none)")
     p.add_argument("--bias", action="store_true", help="bilinear layer reads [x, 1] (bias by augmentation)")
-    p.add_argument("--noise", type=_non_negative_float, default=DEFAULTS.noise, help="std of Gaussian input noise")
-    p.add_argument("--wd", type=_non_negative_float, default=DEFAULTS.wd, help="AdamW weight decay")
-    p.add_argument("--lr", type=float, default=DEFAULTS.lr)
-    p.add_argument("--warmup", type=_non_negative_float, default=DEFAULTS.warmup_frac,
+    p.add_argument("--noise", type=non_negative_float, default=DEFAULTS.noise, help="std of Gaussian input noise")
+    p.add_argument("--wd", type=non_negative_float, default=DEFAULTS.wd, help="AdamW weight decay")
+    p.add_argument("--lr", type=positive_float, default=DEFAULTS.lr)
+    p.add_argument("--warmup", type=non_negative_float, default=DEFAULTS.warmup_frac,
                    help="fraction of steps of linear warm-up before the cosine decay")
-    p.add_argument("--batch-size", type=_positive_int, default=DEFAULTS.batch_size)
-    p.add_argument("--rank-penalty", type=_non_negative_float, default=DEFAULTS.rank_penalty,
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULTS.batch_size)
+    p.add_argument("--rank-penalty", type=non_negative_float, default=DEFAULTS.rank_penalty,
                    help="bilinear: weight of the penalty on each class spectrum's |eigenvalue| mass beyond the "
                         "top --rank-keep (0: off); makes top-k truncation faithful")
-    p.add_argument("--rank-keep", type=_positive_int, default=DEFAULTS.rank_keep,
+    p.add_argument("--rank-keep", type=positive_int, default=DEFAULTS.rank_keep,
                    help="eigen-components per class left free by --rank-penalty")
-    p.add_argument("--rank-every", type=_positive_int, default=DEFAULTS.rank_every,
+    p.add_argument("--rank-every", type=positive_int, default=DEFAULTS.rank_every,
                    help="pay the rank penalty every N steps (scaled by N; it costs one batched eigvalsh)")
-    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    p.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--seed", type=non_negative_int, default=DEFAULTS.seed)
+    p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the Fashion-MNIST .gz files")
     p.add_argument("--force", action="store_true", help="replace an existing checkpoint folder")
     cli.add_evaluator("classifier", evaluate_classifier)

@@ -8,6 +8,12 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from interp.argtypes import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from interp.device import resolve_device, resolve_dtype, torch_threads
 
 
@@ -63,17 +69,17 @@ def register(cli) -> None:
                                         "→ its own and every later MLP output)")
     p.add_argument("--model", type=Path, required=True, help="LM checkpoint folder")
     p.add_argument("--out", type=Path, default=None, help="CLT folder to write (default: MODEL/clt)")
-    p.add_argument("--steps", type=int, default=defaults.steps)
-    p.add_argument("--k", type=int, default=None, help="active features per layer and token (default: the k of "
+    p.add_argument("--steps", type=positive_int, default=defaults.steps)
+    p.add_argument("--k", type=positive_int, default=None, help="active features per layer and token (default: the k of "
                                                        "MODEL/transcoders, else 32)")
-    p.add_argument("--d-sae", type=int, default=None, help="features per layer (default: the width of "
+    p.add_argument("--d-sae", type=positive_int, default=None, help="features per layer (default: the width of "
                                                            "MODEL/transcoders, else 2 × d_model)")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--n-tokens", type=int, default=defaults.n_tokens, help="cached activation tokens")
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--aux-coef", type=float, default=defaults.aux_coef,
+    p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    p.add_argument("--lr", type=positive_float, default=defaults.lr)
+    p.add_argument("--n-tokens", type=positive_int, default=defaults.n_tokens, help="cached activation tokens")
+    p.add_argument("--seed", type=non_negative_int, default=defaults.seed)
+    p.add_argument("--aux-coef", type=non_negative_float, default=defaults.aux_coef,
                    help="weight of the dead-feature auxiliary loss (0: off)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--force", action="store_true", help="replace an existing CLT folder")
     cli.add_evaluator("clt", _evaluate_clt)

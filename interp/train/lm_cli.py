@@ -8,7 +8,17 @@ import os
 from pathlib import Path
 from typing import Any
 
+from interp.argtypes import (
+    bounded,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from interp.device import resolve_device, resolve_dtype, torch_threads
+
+# The weight average's decay: in [0, 1); 1 would never update it.
+ema_decay = bounded(float, 0, 1, high_open=True)
 
 
 def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
@@ -75,31 +85,34 @@ def _evaluate_dictionaries(path: Path, args: argparse.Namespace) -> dict[str, An
 
 
 def register(cli) -> None:
-    from interp.train.options import DictTrainOptions, LMTrainOptions  # the CLI's defaults are the library's
+    from interp.train.options import (  # the CLI's defaults are the library's
+        DictTrainOptions,
+        LMTrainOptions,
+    )
 
     defaults = LMTrainOptions()
     p = cli.add_train("lm", _train_lm, "train a small LM (bilinear or GELU MLPs) on the synthetic corpus")
     p.add_argument("--arch", choices=["bilinear", "gelu"], default="bilinear")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
-    p.add_argument("--n-layers", type=int, default=defaults.n_layers)
-    p.add_argument("--d-model", type=int, default=defaults.d_model)
-    p.add_argument("--n-heads", type=int, default=defaults.n_heads)
-    p.add_argument("--d-mlp", type=int, default=defaults.d_mlp)
-    p.add_argument("--n-ctx", type=int, default=defaults.n_ctx)
-    p.add_argument("--steps", type=int, default=defaults.steps)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--wd", type=float, default=defaults.wd,
+    p.add_argument("--n-layers", type=positive_int, default=defaults.n_layers)
+    p.add_argument("--d-model", type=positive_int, default=defaults.d_model)
+    p.add_argument("--n-heads", type=positive_int, default=defaults.n_heads)
+    p.add_argument("--d-mlp", type=positive_int, default=defaults.d_mlp)
+    p.add_argument("--n-ctx", type=positive_int, default=defaults.n_ctx)
+    p.add_argument("--steps", type=positive_int, default=defaults.steps)
+    p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    p.add_argument("--lr", type=positive_float, default=defaults.lr)
+    p.add_argument("--wd", type=non_negative_float, default=defaults.wd,
                    help="AdamW weight decay on matrices (strong decay is what lets IOI work on held-out names)")
-    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--seed", type=non_negative_int, default=defaults.seed)
     p.add_argument("--tie-embeddings", action="store_true",
                    help="train with the unembedding tied to the embedding (W_U = W_E^T); saved untied")
-    p.add_argument("--ema", type=float, default=defaults.ema,
+    p.add_argument("--ema", type=ema_decay, default=defaults.ema,
                    help="keep an exponential moving average of the weights with this decay and save it (0: off)")
-    p.add_argument("--eval-every", type=int, default=0,
+    p.add_argument("--eval-every", type=non_negative_int, default=0,
                    help="record held-out task metrics (of the averaged weights, with --ema) every N steps in "
                         "metrics.json's learning_curve (0: off)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
     dict_defaults = DictTrainOptions()
     for name, kind, help_text in (("transcoders", "transcoder", "train one transcoder per MLP layer of an LM"),
                                   ("attn-saes", "attn_sae", "train one SAE per attention output of an LM")):
@@ -107,15 +120,15 @@ def register(cli) -> None:
         p.add_argument("--model", type=Path, required=True, help="LM checkpoint folder")
         p.add_argument("--out", type=Path, required=True, help="dictionaries folder to write")
         p.add_argument("--variant", choices=["topk", "relu"], default=dict_defaults.variant)
-        p.add_argument("--expansion", type=int, default=dict_defaults.expansion, help="d_sae = expansion × d_model")
-        p.add_argument("--k", type=int, default=dict_defaults.k, help="active features per token (topk)")
-        p.add_argument("--l1", type=float, default=dict_defaults.l1, help="L1 coefficient (relu)")
-        p.add_argument("--steps", type=int, default=dict_defaults.steps)
-        p.add_argument("--batch-size", type=int, default=dict_defaults.batch_size)
-        p.add_argument("--lr", type=float, default=dict_defaults.lr)
-        p.add_argument("--n-tokens", type=int, default=dict_defaults.n_tokens, help="cached activation tokens per layer")
-        p.add_argument("--seed", type=int, default=dict_defaults.seed)
-        p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+        p.add_argument("--expansion", type=positive_int, default=dict_defaults.expansion, help="d_sae = expansion × d_model")
+        p.add_argument("--k", type=positive_int, default=dict_defaults.k, help="active features per token (topk)")
+        p.add_argument("--l1", type=non_negative_float, default=dict_defaults.l1, help="L1 coefficient (relu)")
+        p.add_argument("--steps", type=positive_int, default=dict_defaults.steps)
+        p.add_argument("--batch-size", type=positive_int, default=dict_defaults.batch_size)
+        p.add_argument("--lr", type=positive_float, default=dict_defaults.lr)
+        p.add_argument("--n-tokens", type=positive_int, default=dict_defaults.n_tokens, help="cached activation tokens per layer")
+        p.add_argument("--seed", type=non_negative_int, default=dict_defaults.seed)
+        p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
     from interp.train import clt_cli
 
     clt_cli.register(cli)

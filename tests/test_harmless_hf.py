@@ -1,0 +1,112 @@
+"""Harmless subspaces of dictionaries on Hugging Face model folders (GPT-2 with LayerNorm, Llama with RMSNorm and
+grouped-query attention), with dictionaries narrower than d_model so that the encoders leave a real null space."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import pytest
+import torch
+
+from graph_helpers import tiny_dictionaries
+from hf_helpers import make_hf_folder
+from interp.data.corpus import training_tokens
+from interp.harmless.apply import harmless_direction
+from interp.harmless.lm import dictionaries_null_space_from_folder
+from interp.models.lm import load_lm
+
+D_SAE = 6  # per dictionary; two per layer read 12 of d_model (32 for GPT-2, 48 for Llama) directions at most
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _write(folder, dicts, kind, model):
+    for layer, sae in dicts.items():
+        sae.to(torch.float32).save_model(str(folder / f"layer_{layer}"))
+    (folder / "config.json").write_text(json.dumps({"kind": "dictionaries", "type": kind, "model": model,
+                                                    "layers": sorted(dicts)}))
+
+
+@pytest.fixture(scope="module", params=["gpt2", "llama"])
+def hf(request, tmp_path_factory):
+    """(family, HF folder with transcoders/ and attn-saes/, LoadedLM, {folder name: {layer: SAE}})."""
+    root = tmp_path_factory.mktemp(f"harmless-{request.param}")
+    folder = root / "model"
+    make_hf_folder(request.param, folder, seed=3)
+    lm = load_lm(folder)
+    transcoders, attn_saes = tiny_dictionaries(lm.model, d_sae=D_SAE, seed=4, dtype="float32")
+    _write(folder / "transcoders", transcoders, "transcoder", "..")
+    _write(folder / "attn-saes", attn_saes, "attn_sae", "..")
+    return request.param, folder, lm, {"transcoders": transcoders, "attn-saes": attn_saes}
+
+
+def _features(sae, a):
+    return copy.deepcopy(sae).to(torch.float64).encode(a.to(torch.float64))
+
+
+@torch.no_grad()
+def test_the_null_space_leaves_every_feature_unchanged(hf, run_cli):
+    family, folder, lm, dicts = hf
+    d_model = lm.model.cfg.d_model
+    code, stdout, stderr = run_cli("harmless", folder, "--layer", "1", "--json")
+    assert code == 0, stderr
+    out = json.loads(stdout)
+    assert out["exact"] is True and out["layer"] == 1 and out["d_model"] == d_model
+    assert out["dimension"] == d_model - 2 * D_SAE  # random encoders: the two stacks are independent
+    assert [d["name"] for d in out["dictionaries"]] == ["transcoders", "attn-saes"]
+    assert out["max_abs_feature_change"] <= 1e-9 * out["max_abs_feature"] and out["max_abs_feature"] > 0.1
+
+    # Independently: δ from the space, added at 100 × ‖a‖ to activations of our own corpus windows (the folder's
+    # subword tokenizer, cut to n_ctx), changes no feature; a random direction of the same norm changes many.
+    result = dictionaries_null_space_from_folder(folder, layer="1")
+    delta = harmless_direction(result.space, seed=5)
+    control = torch.randn(d_model, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    control = control / control.norm()
+    assert abs(float(control @ result.space.project(control))) < 0.9  # mostly outside the space
+    tokens = torch.tensor(training_tokens(lm.tokenizer, 3, lm.model.cfg.n_ctx, seed=11))
+    saes = {name: d[1] for name, d in dicts.items()}
+    _, cache = lm.model.run_with_cache(tokens)
+    for name, sae in saes.items():
+        a = cache[str(sae.cfg.metadata.hook_name)].reshape(-1, d_model).to(torch.float64)
+        size = 100 * a.norm(dim=1, keepdim=True)
+        before = _features(sae, a)
+        assert float((before > 0).float().mean()) > 0.1  # features are active, so a change would show
+        moved = float((_features(sae, a + size * delta) - before).abs().max())
+        assert moved <= 1e-9 * float(before.abs().max()), (family, name, moved)
+        changed = (_features(sae, a + size * control) - before).abs()
+        assert float(changed.max()) > 0.1 * float(before.abs().max())
+
+
+def test_a_dictionaries_folder_finds_its_hf_model_by_recorded_path(hf, tmp_path, run_cli, monkeypatch):
+    family, folder, lm, dicts = hf
+    absolute, relative = tmp_path / "abs" / "transcoders", tmp_path / "rel" / "transcoders"
+    _write(absolute, dicts["transcoders"], "transcoder", str(folder))
+    _write(relative, dicts["transcoders"], "transcoder", os.path.relpath(folder, relative))
+    assert not os.path.isabs(json.loads((relative / "config.json").read_text())["model"])
+    results = {}
+    for way, where in (("absolute", absolute), ("relative", relative)):
+        code, stdout, stderr = run_cli("harmless", where, "--layer", "0", "--json")
+        assert code == 0, stderr
+        results[way] = json.loads(stdout)
+    for out in results.values():
+        assert out["exact"] is True and out["dimension"] == lm.model.cfg.d_model - D_SAE
+        assert out["max_abs_feature_change"] <= 1e-9 * out["max_abs_feature"]
+    assert results["absolute"] == results["relative"]
+    # A path typed relative to the working directory also works; one that names nothing is one line.
+    monkeypatch.chdir(folder.parent)
+    _write(tmp_path / "cwd" / "transcoders", dicts["transcoders"], "transcoder", folder.name)
+    code, stdout, stderr = run_cli("harmless", tmp_path / "cwd" / "transcoders", "--layer", "0", "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout) == results["absolute"]
+    _write(tmp_path / "bad", dicts["transcoders"], "transcoder", "no-such-model")
+    code, stdout, stderr = run_cli("harmless", tmp_path / "bad", "--json")
+    assert code == 2 and stdout == "" and len(stderr.strip().splitlines()) == 1
+    assert "names the model 'no-such-model', which is not a folder" in stderr
