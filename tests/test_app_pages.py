@@ -475,3 +475,16 @@ def test_a_hugging_face_folder_is_listed_and_extracted_live(monkeypatch, hf_root
     assert not at.exception, [e.message for e in at.exception]
     metrics = {m.label: m.value for m in at.metric}
     assert int(metrics["Nodes shown"]) > 0
+
+
+def test_token_relevance_page_on_a_hugging_face_folder(monkeypatch, hf_root):
+    monkeypatch.setenv(catalog.ENV_CHECKPOINTS, str(hf_root / "checkpoints"))
+    monkeypatch.setenv(catalog.ENV_CIRCUITS, str(hf_root / "circuits"))
+    at = run_page("4_Relevance_maps.py")
+    at.radio(key="mode").set_value("a prompt").run()
+    assert not at.exception, [e.message for e in at.exception]
+    metrics = {m.label: float(m.value) for m in at.metric}
+    # The tokens' relevance plus the constant is the explained logit.
+    assert abs(metrics["Σ token relevance"] + metrics["Constant (positions, biases)"]
+               - metrics["Explained logit"]) <= 2e-3
+    assert "frozen at its ratio" in at.caption[-1].value

@@ -72,9 +72,9 @@ mode = st.radio("Explain", ["an image", "a prompt"], horizontal=True, key="mode"
 
 if mode == "a prompt":
     _, tokens_module = ui.require("interp.models.lm", "interp.relevance.tokens")
-    lms = [c for c in catalog.language_models(roots) if c.arch == "bilinear"]
+    lms = catalog.language_models(roots)
     if not lms:
-        st.info("No bilinear language model under the checkpoint folders yet (`interp train lm --arch bilinear`).")
+        st.info("No language model under the checkpoint folders yet (`interp train lm`, or a Hugging Face folder).")
         st.stop()
     chosen = ui.pick_checkpoint("Language model", lms, key="lm", prefer=("lm-bilinear",))
     lm = ui.language_model(str(chosen.path))
@@ -82,7 +82,7 @@ if mode == "a prompt":
     target_text = st.text_input("Explain the logit of (empty: the top prediction)", value="", key="target_token")
     try:
         tokens = lm.to_tokens(prompt)
-        strings = lm.tokenizer.tokens(prompt)
+        strings = [lm.tokenizer.vocab[t] for t in tokens[0].tolist()]
         target = lm.tokenizer.token_id(target_text.strip()) if target_text.strip() else None
         result = tokens_module.token_relevance(lm.model, tokens, target, strings)
     except InterpError as e:
@@ -94,8 +94,10 @@ if mode == "a prompt":
     c3.metric("Constant (positions, biases)", f"{result.constant:.3f}")
     st.plotly_chart(viz.token_relevance_figure(result.tokens, result.relevance,
                                                f"token relevance for {target_name!r}"), key="token_relevance")
-    st.caption("Attention patterns and LayerNorm scales are frozen at their values on this prompt; the bilinear "
-               "MLPs are split exactly, so the relevance of the tokens plus the constant is the logit.")
+    mlps = ("bilinear MLPs are split exactly" if result.mlp_rule == "bilinear" else
+            "each MLP's activation is frozen at its ratio f(h)/h on this prompt")
+    st.caption(f"Attention patterns and normalisation scales are frozen at their values on this prompt and {mlps}, "
+               "so the relevance of the tokens plus the constant is the logit.")
     st.stop()
 
 classifiers = catalog.image_classifiers(roots)

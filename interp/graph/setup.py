@@ -108,5 +108,12 @@ def load_setup(model_dir: str | Path, transcoders: str | Path | None = None, att
     saes = load_dictionary_folder(attn_saes or model_dir / "attn-saes", "attention SAEs") if mode == "full" else None
     for sae in list(tcs.values()) + list((saes or {}).values()):
         sae.to(device=lm.model.W_E.device, dtype=lm.model.W_E.dtype)
-    rep = ReplacementModel.build(lm.model, tcs, saes, mode=mode)
+    try:
+        rep = ReplacementModel.build(lm.model, tcs, saes, mode=mode)
+    except InterpError as e:
+        # Name the files: a mismatch is between these dictionaries and this model.
+        folders = [str(transcoders or model_dir / "transcoders")]
+        if mode == "full":
+            folders.append(str(attn_saes or model_dir / "attn-saes"))
+        raise InterpError(f"{' and '.join(folders)} vs model {model_dir}: {e}") from None
     return Setup(replacement=rep, vocab=list(lm.tokenizer.vocab), name=model_dir.name, tokenizer=lm.tokenizer)
