@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,37 @@ def test_a_recipe_does_not_write_into_a_folder_holding_other_files(run_cli, lm, 
     (out / "other.json").write_text("{}")
     _refused(run_cli("extract", "--recipe", recipe, "--out-dir", out, "--quiet"), (out / "other.json", b"{}"))
     assert sorted(p.name for p in out.iterdir()) == ["other.json"]
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_training_never_replaces_a_checkpoint_of_another_kind(run_cli, lm, cnn):
+    before = _snapshot(cnn)
+    _refused(run_cli("train", "transcoders", "--model", lm, "--out", cnn, "--force", "--steps", "1"))
+    _refused(run_cli("train", "lm", "--out", cnn, "--force", "--steps", "1"))
+    assert _snapshot(cnn) == before
+
+
+def test_training_an_lm_over_itself_needs_force_and_then_replaces_the_whole_folder(run_cli, lm, tmp_path):
+    copy = tmp_path / "lm"
+    shutil.copytree(lm, copy)
+    before = _snapshot(copy)
+    tiny = ["--n-layers", "1", "--d-model", "16", "--n-heads", "2", "--d-mlp", "32", "--n-ctx", "64", "--steps", "2",
+            "--batch-size", "2", "--threads", "1", "--quiet"]
+    _refused(run_cli("train", "lm", "--out", copy, *tiny))
+    assert _snapshot(copy) == before
+    code, _, err = run_cli("train", "lm", "--out", copy, *tiny, "--force")
+    assert code == 0, err
+    # The old model's dictionaries went with it: nothing is left to mismatch the new weights.
+    assert not (copy / "transcoders").exists() and not (copy / "attn-saes").exists()
+    assert (copy / "model.safetensors").read_bytes() != before[Path("model.safetensors")]
+
+
+def test_dictionaries_go_only_into_their_own_lm_or_a_new_folder(run_cli, lm, tmp_path):
+    other = save_tiny_lm(tmp_path / "other")
+    before = _snapshot(other)
+    # Into another LM's folder: refused even with --force.
+    _refused(run_cli("train", "transcoders", "--model", lm, "--out", other / "transcoders", "--force", "--steps", "1"))
+    assert _snapshot(other) == before

@@ -169,7 +169,7 @@ def test_train_cnn_on_digits_is_deterministic_and_explainable(run_cli, tmp_path)
     result = json.loads(stdout)
     assert abs(result["relevance_sum"] - result["output"]) <= 1e-5 * abs(result["output"])
     code, _, stderr = run_cli("train", "cnn", "--dataset", "digits", "--out", tmp_path / "a", "--quiet")
-    assert code == 2 and "already exists" in stderr
+    assert code == 2 and "exists and is not empty" in stderr
 
 
 MLP = CHECKPOINTS / "fmnist-relu"

@@ -12,7 +12,10 @@ from interp.argtypes import non_negative_int, positive_float, positive_int
 
 def _train_cnn(args: argparse.Namespace) -> dict[str, Any]:
     from interp.device import torch_threads
+    from interp.io import check_output_folder
     from interp.train.cnn import CNNTrainOptions, train_and_save_cnn
+
+    check_output_folder(args.out, args.force, "--out", kind="classifier")
 
     options = CNNTrainOptions(dataset=args.dataset, epochs=args.epochs, channels=tuple(args.channels),
                               kernel=args.kernel, pool=args.pool, bias=args.bias, lr=args.lr,

@@ -26,7 +26,10 @@ DEFAULTS = TrainOptions()
 
 
 def train_classifier_command(args: argparse.Namespace) -> dict[str, Any]:
+    from interp.io import check_output_folder
     from interp.train.classifier import train_and_save
+
+    check_output_folder(args.out, args.force, "--out", kind="classifier")
 
     options = TrainOptions(dataset=args.dataset, arch=args.arch, epochs=args.epochs, hidden=args.hidden,
                            embed=args.embed or None, bias=args.bias, noise=args.noise, wd=args.wd, lr=args.lr,

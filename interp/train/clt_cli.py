@@ -38,6 +38,9 @@ def _train_clt(args: argparse.Namespace) -> dict[str, Any]:
         raise InterpError(f"threads must be ≥ 1, got {args.threads}")
     if args.out is None:
         args.out = Path(args.model) / "clt"
+    from interp.io import check_output_folder
+
+    check_output_folder(args.out, args.force, "--out", kind="clt", owner=args.model)
     resolve_dtype(args.dtype)
     device = str(resolve_device(args.device))
 

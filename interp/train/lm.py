@@ -22,6 +22,7 @@ from transformer_lens import HookedTransformer
 from interp.data import corpus
 from interp.errors import InterpError
 from interp.io import git_commit, machine_load
+from interp.io import staged_folder
 from interp.models.lm import ARCHS, LoadedLM, build_lm, make_lm_config, save_lm
 from interp.results import Result
 from interp.train.options import LMTrainOptions
@@ -179,7 +180,9 @@ def train_lm(options: LMTrainOptions, out: str | Path | None = None, device: str
                                f"{' --tie-embeddings' if options.tie_embeddings else ''}"
                                f"{f' --eval-every {options.eval_every}' if options.eval_every else ''}"
                                f" --ema {options.ema} --out {out}")}
-        save_lm(out, model, tokenizer, metrics, extra={"train_options": asdict(options)})
+        # The whole folder is replaced at once, so an old model's dictionaries never outlive it.
+        with staged_folder(out) as staged:
+            save_lm(staged, model, tokenizer, metrics, extra={"train_options": asdict(options)})
         loaded.path = Path(out)
     loaded.metrics = result.to_dict()
     return loaded, result

@@ -22,7 +22,10 @@ ema_decay = bounded(float, 0, 1, high_open=True)
 
 
 def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
+    from interp.io import check_output_folder
     from interp.train.lm import LMTrainOptions, train_lm
+
+    check_output_folder(args.out, args.force, "--out", kind="lm")
 
     options = LMTrainOptions(arch=args.arch, n_layers=args.n_layers, d_model=args.d_model, n_heads=args.n_heads,
                              d_mlp=args.d_mlp, n_ctx=args.n_ctx, steps=args.steps, batch_size=args.batch_size,
@@ -36,8 +39,12 @@ def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
 
 def _train_dictionaries(kind: str):
     def handler(args: argparse.Namespace) -> dict[str, Any]:
+        from interp.io import check_output_folder
         from interp.models.lm import load_lm
         from interp.train.dictionaries import DictTrainOptions, train_dictionaries
+
+        # Only into a new folder, or (with --force) over dictionaries, inside the LM they are trained on at most.
+        check_output_folder(args.out, args.force, "--out", kind="dictionaries", owner=args.model)
 
         lm = load_lm(args.model, device=str(resolve_device(args.device)), dtype=resolve_dtype(args.dtype))
         options = DictTrainOptions(kind=kind, variant=args.variant, expansion=args.expansion, k=args.k, l1=args.l1,
@@ -113,6 +120,7 @@ def register(cli) -> None:
                    help="record held-out task metrics (of the averaged weights, with --ema) every N steps in "
                         "metrics.json's learning_curve (0: off)")
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--force", action="store_true", help="replace an existing folder of the same kind")
     dict_defaults = DictTrainOptions()
     for name, kind, help_text in (("transcoders", "transcoder", "train one transcoder per MLP layer of an LM"),
                                   ("attn-saes", "attn_sae", "train one SAE per attention output of an LM")):
@@ -129,6 +137,7 @@ def register(cli) -> None:
         p.add_argument("--n-tokens", type=positive_int, default=dict_defaults.n_tokens, help="cached activation tokens per layer")
         p.add_argument("--seed", type=non_negative_int, default=dict_defaults.seed)
         p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
+        p.add_argument("--force", action="store_true", help="replace an existing folder of the same kind")
     from interp.train import clt_cli
 
     clt_cli.register(cli)
