@@ -6,8 +6,8 @@ Language-model training commands live in `interp/train/lm_cli.py` (registered fr
 from __future__ import annotations
 
 import argparse
-import importlib
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,24 @@ def evaluate_classifier(path: Path, args: argparse.Namespace) -> dict[str, Any]:
             "recorded_test_accuracy": metrics.get("test_accuracy")}
 
 
+def _train_cnn(args: argparse.Namespace) -> dict[str, Any]:
+    from interp.device import torch_threads
+    from interp.io import check_output_folder
+    from interp.train.cnn import CNNTrainOptions, train_and_save_cnn
+
+    check_output_folder(args.out, args.force, "--out", kind="classifier")
+
+    options = CNNTrainOptions(dataset=args.dataset, epochs=args.epochs, channels=tuple(args.channels),
+                              kernel=args.kernel, pool=args.pool, bias=args.bias, lr=args.lr,
+                              batch_size=args.batch_size, seed=args.seed)
+    command = "interp " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("interp") else None
+    with torch_threads(args.threads):
+        metrics = train_and_save_cnn(args.out, options, data_dir=args.data_dir, quiet=args.quiet, command=command,
+                                     force=args.force)
+    return {"out": str(args.out), **{k: metrics[k] for k in ("test_accuracy", "train_accuracy", "n_params",
+                                                               "train_seconds", "epochs")}}
+
+
 def register(cli) -> None:
     p = cli.add_train("classifier", train_classifier_command,
                       help="train an image classifier (bilinear, or the equal-parameter ReLU baseline)")
@@ -105,10 +123,21 @@ def register(cli) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing checkpoint folder")
     cli.add_evaluator("classifier", evaluate_classifier)
 
-    try:
-        lm_cli = importlib.import_module("interp.train.lm_cli")
-    except ModuleNotFoundError as e:
-        if e.name != "interp.train.lm_cli":
-            raise
-    else:
-        lm_cli.register(cli)
+    from interp.train import lm_cli
+
+    lm_cli.register(cli)
+
+    p = cli.add_train("cnn", _train_cnn, "train the small CNN (conv, ReLU, pooling, linear) on an image dataset")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
+    p.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default) or digits")
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--epochs", type=positive_int, default=4)
+    p.add_argument("--channels", type=positive_int, nargs="+", default=[16, 32], help="output channels of each conv block")
+    p.add_argument("--kernel", type=positive_int, default=5)
+    p.add_argument("--pool", default="avg", choices=["avg", "sum"])
+    p.add_argument("--bias", action="store_true", help="give conv and linear layers biases (default: none)")
+    p.add_argument("--lr", type=positive_float, default=2e-3)
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--force", action="store_true", help="replace an existing checkpoint")
