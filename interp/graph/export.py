@@ -12,6 +12,7 @@ count their layers after the MLP layers), and its feature JSON lies at
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -66,6 +67,77 @@ def _js_node_id(node: Node, nid: str) -> str:
     return nid
 
 
+@dataclasses.dataclass
+class GraphNode:
+    """One node of the graph JSON (as circuit-tracer's frontend model and Neuronpedia read it)."""
+
+    node_id: str
+    feature: int | None
+    layer: str
+    ctx_idx: int
+    feature_type: str
+    jsNodeId: str
+    clerp: str
+    influence: float
+    activation: float | None
+    token_prob: float | None = None        # logits only
+    is_target_logit: bool | None = None    # logits only
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key in ("token_prob", "is_target_logit"):
+            if out[key] is None:
+                del out[key]
+        return out
+
+
+@dataclasses.dataclass
+class GraphLink:
+    source: str
+    target: str
+    weight: float
+
+
+@dataclasses.dataclass
+class QParams:
+    """The viewer's state: pinned nodes, supernodes (groups), which links to show."""
+
+    pinnedIds: list[str] = dataclasses.field(default_factory=list)
+    supernodes: list[list[str]] = dataclasses.field(default_factory=list)
+    linkType: str = "both"
+    clickedId: str = ""
+    sg_pos: str = ""
+
+
+@dataclasses.dataclass
+class GraphMetadata:
+    slug: str
+    scan: str
+    prompt_tokens: list[str]
+    prompt: str
+    node_threshold: float
+    feature_details: dict[str, Any]
+    info: dict[str, Any]
+    generation_settings: dict[str, Any]
+    pruning_settings: dict[str, Any]
+    interp: dict[str, Any]
+
+
+@dataclasses.dataclass
+class GraphFile:
+    """A whole graph JSON file; `to_dict` checks it against the schema (and what the schema cannot say)."""
+
+    metadata: GraphMetadata
+    qParams: QParams
+    nodes: list[GraphNode]
+    links: list[GraphLink]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"metadata": dataclasses.asdict(self.metadata), "qParams": dataclasses.asdict(self.qParams),
+               "nodes": [n.to_dict() for n in self.nodes], "links": [dataclasses.asdict(e) for e in self.links]}
+        return validate_graph_json(out, "exported graph")
+
+
 def export_graph(graph: AttributionGraph, pruned: Pruned, slug: str = "graph", scan: str = "",
                  node_threshold: float = 0.8, edge_threshold: float = 0.98,
                  feature_json_base_url: str = "features", scores: dict[str, float] | None = None,
@@ -77,46 +149,38 @@ def export_graph(graph: AttributionGraph, pruned: Pruned, slug: str = "graph", s
     for j in keep:
         node = graph.nodes[j]
         nid = ids[j]
-        entry: dict[str, Any] = {
-            "node_id": nid, "feature": None, "layer": str(node.layer), "ctx_idx": node.pos,
-            "feature_type": FEATURE_TYPES[node.kind], "jsNodeId": _js_node_id(node, nid),
-            "clerp": (labels or {}).get(j, node.label), "influence": float(pruned.cumulative_scores[j]),
-            "activation": None,
-        }
+        entry = GraphNode(node_id=nid, feature=None, layer=str(node.layer), ctx_idx=node.pos,
+                          feature_type=FEATURE_TYPES[node.kind], jsNodeId=_js_node_id(node, nid),
+                          clerp=(labels or {}).get(j, node.label), influence=float(pruned.cumulative_scores[j]),
+                          activation=None)
         if node.is_feature:
-            entry["feature"] = global_feature_index(node.kind, node.layer, node.index, graph.n_layers,
-                                                    graph.d_saes[node.kind])
-            entry["activation"] = node.activation
+            entry.feature = global_feature_index(node.kind, node.layer, node.index, graph.n_layers,
+                                                 graph.d_saes[node.kind])
+            entry.activation = node.activation
         elif node.kind == "embedding":
-            entry.update(feature=node.pos, layer="E", clerp=entry["clerp"] or graph.token_strings[node.pos])
+            entry.feature, entry.layer = node.pos, "E"
+            entry.clerp = entry.clerp or graph.token_strings[node.pos]
         elif node.kind == "logit":
             k = j - (graph.n_nodes - graph.n_logits)
-            entry.update(feature=node.index, layer=str(graph.n_layers + 1), token_prob=graph.logit_weights[k],
-                         is_target_logit=k == 0, activation=node.activation)
+            entry.feature, entry.layer, entry.activation = node.index, str(graph.n_layers + 1), node.activation
+            entry.token_prob, entry.is_target_logit = graph.logit_weights[k], k == 0
         else:
-            entry["clerp"] = entry["clerp"] or f"{node.kind.replace('_', ' ')} at layer {node.layer}, position {node.pos}"
+            entry.clerp = entry.clerp or f"{node.kind.replace('_', ' ')} at layer {node.layer}, position {node.pos}"
         nodes.append(entry)
     targets, sources = pruned.edge_mask.nonzero(as_tuple=True)
-    links = [{"source": ids[s], "target": ids[t], "weight": float(graph.adjacency[t, s])}
+    links = [GraphLink(ids[s], ids[t], float(graph.adjacency[t, s]))
              for t, s in zip(targets.tolist(), sources.tolist()) if s in ids and t in ids]
-    metadata = {
-        "slug": slug, "scan": scan or graph.model_name or "interp", "prompt_tokens": graph.token_strings,
-        "prompt": graph.prompt, "node_threshold": node_threshold,
-        "feature_details": {"feature_json_base_url": feature_json_base_url},
-        "info": {"description": f"attribution graph ({graph.mode} replacement model)",
-                 "generator": {"name": "interp", "version": "0.1"}, "create_time_ms": time.time() * 1000},
-        "generation_settings": {k: graph.settings[k] for k in
-                                ("max_n_logits", "desired_logit_prob", "batch_size", "max_feature_nodes")},
-        "pruning_settings": {"node_threshold": node_threshold, "edge_threshold": edge_threshold},
-        "interp": {"mode": graph.mode, "n_layers": graph.n_layers, "d_saes": graph.d_saes,
-                   "target": graph.settings.get("target"), "contrast": graph.settings.get("contrast"),
-                   **(scores or {})},
-    }
-    out = {"metadata": metadata,
-           "qParams": {"pinnedIds": [], "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""},
-           "nodes": nodes, "links": links}
-    validate_graph_json(out, "exported graph")
-    return out
+    metadata = GraphMetadata(
+        slug=slug, scan=scan or graph.model_name or "interp", prompt_tokens=graph.token_strings, prompt=graph.prompt,
+        node_threshold=node_threshold, feature_details={"feature_json_base_url": feature_json_base_url},
+        info={"description": f"attribution graph ({graph.mode} replacement model)",
+              "generator": {"name": "interp", "version": "0.1"}, "create_time_ms": time.time() * 1000},
+        generation_settings={k: graph.settings[k] for k in
+                             ("max_n_logits", "desired_logit_prob", "batch_size", "max_feature_nodes")},
+        pruning_settings={"node_threshold": node_threshold, "edge_threshold": edge_threshold},
+        interp={"mode": graph.mode, "n_layers": graph.n_layers, "d_saes": graph.d_saes,
+                "target": graph.settings.get("target"), "contrast": graph.settings.get("contrast"), **(scores or {})})
+    return GraphFile(metadata, QParams(), nodes, links).to_dict()
 
 
 def _schema() -> dict:
