@@ -59,28 +59,32 @@ def test_the_null_space_leaves_every_feature_unchanged(hf, run_cli):
     code, stdout, stderr = run_cli("harmless", folder, "--layer", "1", "--json")
     assert code == 0, stderr
     out = json.loads(stdout)
-    assert out["exact"] is True and out["layer"] == 1 and out["d_model"] == d_model
-    assert out["dimension"] == d_model - 2 * D_SAE  # random encoders: the two stacks are independent
+    assert out["exact"] is True and out["layer"] == 1
+    # The transcoders read ln2.hook_normalized, the attention SAEs hook_attn_out: one space each.
+    assert [(i["input"], i["d_in"], i["dimension"]) for i in out["inputs"]] == [
+        ("blocks.1.ln2.hook_normalized", d_model, d_model - D_SAE), ("blocks.1.hook_attn_out", d_model, d_model - D_SAE)]
     assert [d["name"] for d in out["dictionaries"]] == ["transcoders", "attn-saes"]
     assert out["max_abs_feature_change"] <= 1e-9 * out["max_abs_feature"] and out["max_abs_feature"] > 0.1
 
     # Independently: δ from the space, added at 100 × ‖a‖ to activations of our own corpus windows (the folder's
     # subword tokenizer, cut to n_ctx), changes no feature; a random direction of the same norm changes many.
     result = dictionaries_null_space_from_folder(folder, layer="1")
-    delta = harmless_direction(result.space, seed=5)
-    control = torch.randn(d_model, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
-    control = control / control.norm()
-    assert abs(float(control @ result.space.project(control))) < 0.9  # mostly outside the space
+    space_of = {name: group.space for group in result.inputs for name in group.dictionaries}
+    random = torch.randn(d_model, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     tokens = torch.tensor(training_tokens(lm.tokenizer, 3, lm.model.cfg.n_ctx, seed=11))
     saes = {name: d[1] for name, d in dicts.items()}
     _, cache = lm.model.run_with_cache(tokens)
     for name, sae in saes.items():
+        delta = harmless_direction(space_of[name], seed=5)
         a = cache[str(sae.cfg.metadata.hook_name)].reshape(-1, d_model).to(torch.float64)
         size = 100 * a.norm(dim=1, keepdim=True)
         before = _features(sae, a)
         assert float((before > 0).float().mean()) > 0.1  # features are active, so a change would show
         moved = float((_features(sae, a + size * delta) - before).abs().max())
         assert moved <= 1e-9 * float(before.abs().max()), (family, name, moved)
+        # Negative control: the part of a random direction outside this input's space, at the same norm.
+        control = random - space_of[name].project(random)
+        control = control / control.norm()
         changed = (_features(sae, a + size * control) - before).abs()
         assert float(changed.max()) > 0.1 * float(before.abs().max())
 
@@ -97,7 +101,7 @@ def test_a_dictionaries_folder_finds_its_hf_model_by_recorded_path(hf, tmp_path,
         assert code == 0, stderr
         results[way] = json.loads(stdout)
     for out in results.values():
-        assert out["exact"] is True and out["dimension"] == lm.model.cfg.d_model - D_SAE
+        assert out["exact"] is True and [i["dimension"] for i in out["inputs"]] == [lm.model.cfg.d_model - D_SAE]
         assert out["max_abs_feature_change"] <= 1e-9 * out["max_abs_feature"]
     assert results["absolute"] == results["relative"]
     # A path typed relative to the working directory also works; one that names nothing is one line.

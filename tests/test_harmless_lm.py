@@ -1,4 +1,4 @@
-"""Residual-stream directions no dictionary encoder reads, on a tiny TransformerLens model with SAE-Lens SAEs."""
+"""Per-input null spaces of a layer's dictionaries, on a tiny TransformerLens model with SAE-Lens SAEs."""
 
 from __future__ import annotations
 
@@ -30,33 +30,42 @@ def _sae(d_in: int, d_sae: int, hook: str, seed: int) -> StandardSAE:
     return sae.eval()
 
 
-def test_stacked_encoders_null_space_is_not_read_on_real_activations():
+def test_each_input_gets_its_own_space_and_its_delta_is_not_read_there():
     model = _model()
     saes = {"transcoders": _sae(16, 6, "blocks.0.ln2.hook_normalized", 1),
+            "also-ln2": _sae(16, 4, "blocks.0.ln2.hook_normalized", 5),
             "attn-saes": _sae(16, 5, "blocks.0.hook_attn_out", 2)}
     result = dictionary_null_space(saes, 0)
-    assert result.space.exact and result.space.dimension == 16 - 11
-    assert [d.null_dimension for d in result.dictionaries] == [10, 11]
+    # Dictionaries reading the same activation stack (6 + 4 rows); the attention SAE reads another one.
+    spaces = {i.input: i for i in result.inputs}
+    assert set(spaces) == {"blocks.0.ln2.hook_normalized", "blocks.0.hook_attn_out"}
+    assert spaces["blocks.0.ln2.hook_normalized"].space.dimension == 16 - 10
+    assert spaces["blocks.0.hook_attn_out"].space.dimension == 16 - 5
+    assert [d.null_dimension for d in result.dictionaries] == [10, 12, 11]
     tokens = torch.randint(0, 20, (3, 8), generator=torch.Generator().manual_seed(0))
     _, cache = model.run_with_cache(tokens)
     acts = {name: cache[str(sae.cfg.metadata.hook_name)] for name, sae in saes.items()}
     checked = check_dictionary_perturbation(result, saes, acts, magnitude=100.0)
-    assert checked.n_activations == 2 * 24
-    assert checked.max_abs_feature_change <= 1e-4 * checked.max_abs_feature
+    assert checked.n_activations == 3 * 24
+    assert checked.max_abs_feature_change <= 1e-9 * checked.max_abs_feature
     summary = checked.summary()
-    assert summary["dimension"] == 5 and summary["exact"] is True and summary["magnitude"] == 100.0
-    # One dictionary alone leaves more room; a direction it does not read is read by the other.
-    alone = dictionary_null_space({"t": saes["transcoders"]}, 0)
-    assert alone.space.dimension == 10
-    d = alone.space.basis[:, 0]
+    assert summary["kind"] == "per-input null spaces" and summary["exact"] is True
+    assert [i["dimension"] for i in summary["inputs"]] == [6, 11]
+    # Negative control: the ln2 space's δ added at the attention output is read there; the spaces do not transfer.
+    d = spaces["blocks.0.ln2.hook_normalized"].space.basis[:, 0]
     assert float((encoder_rows(saes["attn-saes"]) @ d).abs().max()) > 1e-3
+    a = acts["attn-saes"].reshape(-1, 16).to(DTYPE)
+    sae64 = saes["attn-saes"].to(DTYPE)
+    moved = (sae64.encode(a + 100 * a.norm(dim=1, keepdim=True) * d) - sae64.encode(a)).abs().max()
+    assert float(moved) > 1.0
 
 
 def test_full_rank_dictionaries_have_no_exact_space():
     saes = {"t": _sae(16, 64, "blocks.0.ln2.hook_normalized", 3)}
     result = dictionary_null_space(saes, 0, approx_dim=4)
-    assert not result.space.exact and result.space.null_dimension == 0 and result.space.dimension == 4
-    assert "not above the rank" in result.space.note
+    space = result.inputs[0].space
+    assert not space.exact and space.null_dimension == 0 and space.dimension == 4 and not result.exact
+    assert "not above the rank" in space.note
 
 
 def test_hook_z_encoder_maps_through_w_v_with_frozen_patterns():
@@ -65,8 +74,9 @@ def test_hook_z_encoder_maps_through_w_v_with_frozen_patterns():
     with pytest.raises(InterpError):
         encoder_rows(sae)
     result = dictionary_null_space({"z": sae}, 0, model)
-    assert result.space.exact and result.space.dimension == 6
-    d = result.space.basis[:, 0].to(torch.float32)
+    assert result.inputs[0].input == "blocks.0.ln1.hook_normalized (through W_V)"
+    assert result.inputs[0].space.exact and result.inputs[0].space.dimension == 6
+    d = result.inputs[0].space.basis[:, 0].to(torch.float32)
     tokens = torch.randint(0, 20, (2, 8), generator=torch.Generator().manual_seed(1))
     # Move the values as a residual direction d (after ln1) would: v += d W_V; patterns stay as they are.
     shift = 50.0 * torch.einsum("m,hmd->hd", d, model.W_V[0])
@@ -95,7 +105,8 @@ def test_cli_on_shipped_lm_dictionaries(run_cli):
     result = json.loads(out)
     w_enc = load_dictionaries(LM / "transcoders")[0].W_enc.detach().double()
     rank = int(torch.linalg.matrix_rank(w_enc.T))
-    assert result["rank"] == rank and result["null_dimension"] == w_enc.shape[0] - rank
+    (space,) = result["inputs"]
+    assert space["rank"] == rank and space["null_dimension"] == w_enc.shape[0] - rank
     assert result["exact"] is (rank < w_enc.shape[0])
     assert result["max_abs_feature"] > 0 and result["n_activations"] > 0
     code, out, err = run_cli("harmless", LM, "--layer", "99", "--json")

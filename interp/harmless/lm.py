@@ -1,13 +1,16 @@
-"""Residual-stream directions that no dictionary encoder of a layer reads.
+"""Per-input null spaces of a layer's dictionaries: directions of each dictionary input that no encoder reads.
 
 Every dictionary (transcoder or SAE, SAE-Lens classes) computes its pre-activations as
-(a − b_dec) W_enc + b_enc: linear in the activation a at its input hook. The directions no
-feature of a layer reads are the null space of the stacked encoder rows (W_encᵀ of every
-dictionary of that layer). Hooks of width d_model (`ln2.hook_normalized`, `hook_attn_out`,
-`hook_resid_*`) are all in residual-stream coordinates, so their rows stack as they are. An
-attention SAE on `attn.hook_z` reads z = Σ_s pattern_s · (ln1(x_s) W_V[h]) per head; with the
-patterns frozen (as in the local replacement model) a direction δ of the ln1-normalised stream
-moves z by δ W_V[h], so its rows become Σ_h W_enc[h-block]ᵀ W_V[h]ᵀ.
+(a − b_dec) W_enc + b_enc: linear in the activation a at its input hook. Dictionaries that read the
+same activation stack their encoder rows, and the null space of the stack is the set of δ that,
+added to that activation, no feature of them reads. Dictionaries that read different activations
+(a transcoder on `ln2.hook_normalized`, an attention SAE on `hook_attn_out`) get separate spaces,
+each checked by adding its δ at its own hook only. These are not residual-stream directions: a
+residual δ reaches `ln2.hook_normalized` as w ⊙ centre(δ)/σ and `hook_attn_out` through attention
+over other positions, so one δ cannot be added at both as if they shared coordinates. An attention
+SAE on `attn.hook_z` reads z = Σ_s pattern_s · (ln1(x_s) W_V[h]) per head; with the patterns
+frozen (as in the local replacement model) a direction δ of the ln1-normalised stream moves z by
+δ W_V[h], so its rows become Σ_h W_enc[h-block]ᵀ W_V[h]ᵀ and its space lives in those coordinates.
 
 With d_sae ≥ d_model the stacked rows usually have full rank: the exact space is then empty
 and we say so, with the approximate space of the smallest singular values instead.
@@ -54,53 +57,81 @@ class DictionaryReading(Result):
 
 
 @dataclasses.dataclass
+class InputSpace(Result):
+    """The null space of the stacked encoders of the dictionaries that read one activation."""
+
+    input: str                # the hook they read (for hook_z: in ln1-normalised coordinates through W_V)
+    dictionaries: list[str]
+    space: HarmlessSubspace
+
+    def summary(self) -> dict[str, Any]:
+        s = self.space
+        return {"input": self.input, "dictionaries": self.dictionaries, "dimension": s.dimension, "exact": s.exact,
+                "d_in": s.d_in, "rank": s.rank, "null_dimension": s.null_dimension, "tolerance": s.tolerance,
+                "gain": s.gain, "note": s.note}
+
+
+@dataclasses.dataclass
 class DictionaryHarmless(Result):
-    """The space of a layer's dictionaries, and δ from it checked on real activations."""
+    """The per-input null spaces of a layer's dictionaries, and δ from each checked on real activations."""
 
     layer: int
-    space: HarmlessSubspace
+    inputs: list[InputSpace]
     dictionaries: list[DictionaryReading]
     magnitude: float | None = None  # ‖δ‖ / ‖a‖ per activation row
     max_abs_feature_change: float | None = None
     max_abs_feature: float | None = None
     n_activations: int = 0
 
+    @property
+    def exact(self) -> bool:
+        return all(i.space.exact for i in self.inputs)
+
     def summary(self) -> dict[str, Any]:
-        return {"dimension": self.space.dimension, "exact": self.space.exact, "magnitude": self.magnitude,
+        return {"kind": "per-input null spaces", "layer": self.layer, "exact": self.exact,
+                "inputs": [i.summary() for i in self.inputs], "magnitude": self.magnitude,
                 "max_abs_feature_change": self.max_abs_feature_change, "max_abs_feature": self.max_abs_feature,
-                "layer": self.layer, "kind": self.space.kind, "d_model": self.space.d_in, "rank": self.space.rank,
-                "null_dimension": self.space.null_dimension, "tolerance": self.space.tolerance,
-                "gain": self.space.gain, "n_activations": self.n_activations, "note": self.space.note,
-                "dictionaries": [d.to_dict() for d in self.dictionaries]}
+                "n_activations": self.n_activations, "dictionaries": [d.to_dict() for d in self.dictionaries],
+                "note": "each δ is added only at the input its dictionaries read; these are not residual-stream "
+                        "directions"}
 
 
 def dictionary_null_space(saes: dict[str, Any], layer: int, model: Any | None = None, rtol: float | None = None,
                           approx_dim: int = 32) -> DictionaryHarmless:
-    """Null space of the stacked encoder rows of `saes` ({name: SAE}, all of one layer)."""
-    readings, blocks = [], []
+    """Per input activation, the null space of the stacked encoder rows of the dictionaries in `saes`
+    ({name: SAE}, all of one layer) that read it."""
+    readings: list[DictionaryReading] = []
+    groups: dict[str, tuple[list[str], list[torch.Tensor]]] = {}
     for name, sae in saes.items():
+        hook = str(sae.cfg.metadata.hook_name)
         rows = encoder_rows(sae, model)
-        if blocks and rows.shape[1] != blocks[0].shape[1]:
-            raise InterpError(f"dictionary {name} reads width {rows.shape[1]}, the others {blocks[0].shape[1]}")
         alone = null_space(MatrixOperator(rows), name, "dictionary", rtol=rtol)
-        readings.append(DictionaryReading(name, str(sae.cfg.metadata.hook_name), int(sae.cfg.d_sae), alone.rank,
-                                          alone.null_dimension))
+        readings.append(DictionaryReading(name, hook, int(sae.cfg.d_sae), alone.rank, alone.null_dimension))
+        key = f"{hook.removesuffix('attn.hook_z')}ln1.hook_normalized (through W_V)" if hook.endswith("attn.hook_z") \
+            else hook
+        names, blocks = groups.setdefault(key, ([], []))
+        if blocks and rows.shape[1] != blocks[0].shape[1]:
+            raise InterpError(f"dictionary {name} reads {key} with width {rows.shape[1]}, the others {blocks[0].shape[1]}")
+        names.append(name)
         blocks.append(rows)
-    if not blocks:
+    if not groups:
         raise InterpError(f"no dictionary for layer {layer}")
-    space = null_space(MatrixOperator(torch.cat(blocks)), f"layer {layer}", "dictionary", rtol=rtol,
-                       approx_dim=approx_dim)
-    return DictionaryHarmless(layer, space, readings)
+    inputs = [InputSpace(key, names, null_space(MatrixOperator(torch.cat(blocks)), key, "dictionary", rtol=rtol,
+                                                approx_dim=approx_dim))
+              for key, (names, blocks) in groups.items()]
+    return DictionaryHarmless(layer, inputs, readings)
 
 
 @torch.no_grad()
 def check_dictionary_perturbation(result: DictionaryHarmless, saes: dict[str, Any], activations: dict[str, torch.Tensor],
                                   magnitude: float = 100.0, seed: int = 0, model: Any | None = None) -> DictionaryHarmless:
-    """Add δ (‖δ‖ = magnitude · ‖a‖ per row) from the space to each dictionary's real input activations a
-    (for a hook_z SAE: δ W_V to z) and compare the features SAE-Lens encodes, in float64."""
-    d = harmless_direction(result.space, seed=seed)
+    """Add δ (‖δ‖ = magnitude · ‖a‖ per row) from the space of each dictionary's input to that dictionary's
+    real input activations a only (for a hook_z SAE: δ W_V to z) and compare the features SAE-Lens encodes,
+    in float64."""
+    direction = {name: harmless_direction(group.space, seed=seed) for group in result.inputs for name in group.dictionaries}
     change, biggest, n = 0.0, 0.0, 0
     for name, sae in saes.items():
+        d = direction[name]
         hook = str(sae.cfg.metadata.hook_name)
         a = activations[name].to(DTYPE).reshape(-1, activations[name].shape[-1])
         size = magnitude * a.norm(dim=1, keepdim=True)
