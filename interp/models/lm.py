@@ -94,9 +94,19 @@ def config_to_json(cfg: HookedTransformerConfig) -> dict[str, Any]:
     return out
 
 
+# The widths a config must give as positive integers (a string or a negative number fails deep inside torch).
+POSITIVE_FIELDS = ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_ctx", "d_vocab")
+
+
 def config_from_json(data: dict[str, Any]) -> HookedTransformerConfig:
     register_identity_activation()
+    if not isinstance(data, dict):
+        raise InterpError("the model config is not a JSON object")
     data = dict(data)
+    for key in POSITIVE_FIELDS:
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InterpError(f"the model config's {key} must be a positive integer, got {value!r}")
     if isinstance(data.get("dtype"), str):
         if data["dtype"] not in DTYPES:
             raise InterpError(f"unknown dtype {data['dtype']!r} in the model config")
@@ -163,7 +173,10 @@ def load_lm(folder: str | Path, device: str | torch.device = "cpu", dtype: torch
     state, config, metrics = load_checkpoint(folder)
     if "hooked_transformer_config" not in config:
         raise InterpError(f"{folder / 'config.json'} has no 'hooked_transformer_config'; re-save the model")
-    cfg = config_from_json(config["hooked_transformer_config"])
+    try:
+        cfg = config_from_json(config["hooked_transformer_config"])
+    except InterpError as e:
+        raise InterpError(f"{folder / 'config.json'}: {e}") from None
     tokenizer = WordTokenizer.load(folder / config.get("tokenizer", TOKENIZER_FILE))
     if len(tokenizer) != cfg.d_vocab:
         raise InterpError(f"tokenizer in {folder} has {len(tokenizer)} words but the model's d_vocab is "
