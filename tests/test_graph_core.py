@@ -76,7 +76,7 @@ def test_incoming_edges_plus_constants_equal_each_pre_activation(built):
             assert not A[j].any()                                     # errors and tokens have no inputs
             continue
         assert actual == pytest.approx(graph.target_values[j], rel=1e-12)
-        assert float(A[j].sum()) + const == pytest.approx(actual, rel=1e-4, abs=1e-8)
+        assert float(A[j].sum()) + const == pytest.approx(actual, rel=1e-9, abs=1e-12)
         checked += 1
     assert checked == graph.n_features + graph.n_logits
 
@@ -110,7 +110,7 @@ def test_edge_weight_equals_measured_direct_effect_of_ablation(built):
         _, reads, _ = rep.forward(snap, acts=acts, errors=errors, embed=embed)
         before = snap.reads[i][tgt.pos] @ rep.sites[i].W_enc[:, tgt.index]
         after = reads[i][0, tgt.pos] @ rep.sites[i].W_enc[:, tgt.index]
-        assert float(after - before) == pytest.approx(-float(A[t, s]), rel=1e-6, abs=1e-10)
+        assert float(after - before) == pytest.approx(-float(A[t, s]), rel=1e-9, abs=1e-12)
         nonzero += bool(A[t, s] != 0)
     assert nonzero >= 5      # in full mode only same-position sources reach a layer-1 MLP feature directly
 
@@ -126,7 +126,7 @@ def test_constrained_frozen_intervention_moves_logit_by_its_edge(built):
     res = intervene(rep, TOKENS, [Intervention(node.kind, node.layer, node.pos, node.index, 0.0)],
                     mode="constrained", freeze_features=True)
     change = float((res.new_logits - res.clean_logits) @ direction)
-    assert change == pytest.approx(-float(logit_row[j]), rel=1e-6)
+    assert change == pytest.approx(-float(logit_row[j]), rel=1e-9)
 
 
 @pytest.mark.parametrize("how", ["constrained", "replacement", "free"])
@@ -299,7 +299,7 @@ def test_topk_dictionaries_with_decoder_norm_rescaling_keep_the_invariant(parts)
     for j, node in enumerate(graph.nodes[:graph.n_features]):
         i = _site(rep, node)
         const = float(const_reads[i][node.pos] @ rep.sites[i].W_enc[:, node.index])
-        assert float(graph.adjacency[j].sum()) + const == pytest.approx(graph.target_values[j], rel=1e-4, abs=1e-8)
+        assert float(graph.adjacency[j].sum()) + const == pytest.approx(graph.target_values[j], rel=1e-9, abs=1e-12)
 
 
 def test_attribution_graph_roundtrips_through_json(built):

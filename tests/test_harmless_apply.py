@@ -90,7 +90,7 @@ def test_cli_exact_space_json(run_cli, folders, models):
     stacked = torch.cat([models["a"].bilinear.W, models["a"].bilinear.V]).detach().double()
     assert result["exact"] is True and result["dimension"] == 64 - int(torch.linalg.matrix_rank(stacked))
     assert result["magnitude"] == 100.0 and result["dtype"] == "float64"
-    assert result["max_abs_logit_change"] <= 1e-4 * result["max_abs_logit"]
+    assert result["max_abs_logit_change"] <= 1e-9 * result["max_abs_logit"]
     assert result["prediction_before"] == result["prediction_after"]
 
 
@@ -185,7 +185,7 @@ def test_cli_shipped_embedding_models_hide_and_identify(run_cli):
     assert code == 0, err
     result = json.loads(out)
     assert result["layer"] == "embed" and result["exact"] is True and result["dimension"] == 784 - 64
-    assert result["max_abs_logit_change"] <= 1e-4 * result["max_abs_logit"]
+    assert result["max_abs_logit_change"] <= 1e-9 * result["max_abs_logit"]
     assert all(s["relative_logit_change"] <= 1e-4 and s["prediction_unchanged"] for s in result["secret"]["scales"])
     assert result["other"]["identifies"] is True and result["other"]["predictions_changed_b"] > 0
     code, out, err = run_cli("harmless", a, "--other", SHIPPED / "fmnist-cnn", "--json")
