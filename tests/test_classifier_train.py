@@ -56,6 +56,26 @@ def test_evaluate_recomputes_accuracy(trained, run_cli):
     result = json.loads(out)
     recorded = json.loads((trained / "bilinear" / "metrics.json").read_text())["test_accuracy"]
     assert result["test_accuracy"] == pytest.approx(recorded, abs=1e-9)
+    # Independently of the code's accuracy function: the weights from the safetensors file, the forward pass
+    # written out by hand, argmax against the labels.
+    import torch
+    from safetensors.torch import load_file
+
+    from interp.data.images import load_image_dataset
+
+    config = json.loads((trained / "bilinear" / "config.json").read_text())
+    w = load_file(str(trained / "bilinear" / "model.safetensors"))
+    test = load_image_dataset(config["dataset"]).test
+    x = test.images.reshape(len(test.images), -1).double()
+    keys = sorted(w)
+    W, V, P = (w[k].double() for k in (next(k for k in keys if k.endswith(name)) for name in ("W", "V", "head.weight")))
+    if x.shape[1] != W.shape[1]:    # the layer reads [x, 1]
+        x = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
+    logits = ((x @ W.T) * (x @ V.T)) @ P.T
+    if any(k.endswith("head.bias") for k in keys):
+        logits = logits + w[next(k for k in keys if k.endswith("head.bias"))].double()
+    by_hand = float((logits.argmax(1) == test.labels).double().mean())
+    assert result["test_accuracy"] == pytest.approx(by_hand, abs=1e-9)
 
 
 def test_same_seed_gives_the_same_checkpoint(tmp_path):
