@@ -81,6 +81,18 @@ def test_recipe_writes_one_graph_per_prompt_features_and_summary(run_cli, lm, io
     assert list((tmp_path / "out" / "features").glob("*.json"))
     assert "recipe tiny" in err          # the progress bar goes to stderr
     assert summary["n_prompts"] == 2 and len(summary["prompts"]) == 2
+    # The clean task metric of each prompt, against the model run directly: logit(target) - logit(contrast).
+    import torch
+
+    from interp.models.lm import load_lm
+
+    loaded = load_lm(lm)
+    for row, ex in zip(summary["prompts"], ioi):
+        with torch.no_grad():
+            logits = loaded.model(loaded.to_tokens(ex.prompt))[0, -1]
+        expected = float(logits[loaded.tokenizer.token_id(ex.target)] - logits[loaded.tokenizer.token_id(ex.contrast)])
+        assert row["metric_clean"] == pytest.approx(expected, rel=1e-5, abs=1e-6)
+        assert 0 < row["replacement_score"] <= 1 and 0 < row["completeness_score"] <= 1
 
 
 def test_intervene_reports_new_logits(run_cli, lm, ioi):
