@@ -25,7 +25,8 @@ PAGE_TIMEOUT = 60
 
 pytestmark = pytest.mark.browser
 
-webdriver = pytest.importorskip("selenium.webdriver")
+# selenium is a test dependency (pyproject's [test] extra): a missing one is a broken set-up, not a skip.
+from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
