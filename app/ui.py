@@ -123,12 +123,3 @@ def example_prompt(task: str = "ioi") -> str:
     found = example(task)
     return found.prompt if found is not None else ""
 
-
-def square_images(fig):
-    """Give every subplot of an image grid square pixels: each y axis is scaled to its own x axis
-    (a figure that anchors every y axis to the first x axis draws only the first image square)."""
-    for name in list(fig.layout):
-        if name.startswith("yaxis"):
-            suffix = name.removeprefix("yaxis")
-            fig.layout[name].scaleanchor = f"x{suffix}"
-    return fig

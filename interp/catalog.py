@@ -253,6 +253,23 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+HEADLINE_METRICS = ("test_accuracy", "n_params", "train_seconds", "ce_loss_recovered_all")
+
+
+def checkpoint_table(checkpoints: Sequence[CheckpointInfo]) -> list[dict[str, Any]]:
+    """One row per checkpoint: name, kind, arch, size, its headline metrics and each task's accuracy."""
+    table = []
+    for c in checkpoints:
+        flat = flatten(c.metrics)
+        row = {"name": c.name, "kind": c.kind, "arch": c.arch or "", "size (MB)": round(c.size_bytes / 1e6, 2)}
+        row.update({key: flat[key] for key in HEADLINE_METRICS if key in flat})
+        for task, values in task_metrics(c.metrics).items():
+            if isinstance(values.get("accuracy"), (int, float)):
+                row[f"{task} accuracy"] = values["accuracy"]
+        table.append(row)
+    return table
+
+
 # ---- reading a graph JSON for display (our export or any circuit-tracer / Neuronpedia one) ------------
 
 def node_links(data: Mapping[str, Any], node_id: str, k: int = 10) -> tuple[list[dict], list[dict]]:
@@ -260,6 +277,12 @@ def node_links(data: Mapping[str, Any], node_id: str, k: int = 10) -> tuple[list
     incoming = sorted((e for e in data["links"] if e["target"] == node_id), key=lambda e: -abs(e["weight"]))
     outgoing = sorted((e for e in data["links"] if e["source"] == node_id), key=lambda e: -abs(e["weight"]))
     return incoming[:k], outgoing[:k]
+
+
+def link_rows(links: Sequence[Mapping[str, Any]], other: str, by_id: Mapping[str, Mapping[str, Any]]) -> list[dict]:
+    """Links as table rows: the node at the `other` end ("source" or "target"), its type and label, the weight."""
+    return [{other: e[other], "type": by_id.get(e[other], {}).get("feature_type", ""),
+             "label": by_id.get(e[other], {}).get("clerp", ""), "weight": round(e["weight"], 4)} for e in links]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,6 +310,14 @@ def feature_node(node: Mapping[str, Any]) -> FeatureNode | None:
         return None
     layer, feature, pos = map(int, parts)
     return FeatureNode(kind, layer, pos, feature)
+
+
+def node_order(nodes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Node ids for picking one: dictionary features first, each group by influence (most influential
+    first; nodes without one last)."""
+    ordered = sorted(nodes, key=lambda n: (feature_node(n) is None,
+                                           n.get("influence") if n.get("influence") is not None else 2.0))
+    return [n["node_id"] for n in ordered]
 
 
 def feature_file(graph_path: Path, data: Mapping[str, Any], node: Mapping[str, Any]) -> Path | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -106,3 +107,42 @@ def test_bilinear_lm_command(tiny_lm, tmp_path, run_cli):
                 ["--layer", "0", "--output", "feature:1:3"], ["--layer", "0", "--output", "1,2"]):
         code, out, err = run_cli("bilinear-lm", tmp_path / "lm", *bad)
         assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (bad, err)
+
+
+LM_BILINEAR = Path(__file__).resolve().parents[1] / "checkpoints" / "lm-bilinear"
+
+
+@pytest.mark.skipif(not (LM_BILINEAR / "config.json").is_file(), reason="checkpoints/lm-bilinear not shipped")
+@pytest.mark.parametrize("layer, output, inputs", [(1, "token:Mary", "tokens"), (1, "feature:1:3", "features:0")])
+def test_read_bilinear_mlp_is_what_the_command_prints(run_cli, layer, output, inputs):
+    """The one reading behind `interp bilinear-lm` and the app's Bilinear spectra page: same pairs, same heads."""
+    from interp.bilinear.lm import read_bilinear_mlp
+    from interp.models.dictionaries import load_dictionaries
+    from interp.models.lm import load_lm
+
+    code, out, err = run_cli("bilinear-lm", LM_BILINEAR, "--layer", layer, "--output", output, "--inputs", inputs,
+                             "--dictionaries", LM_BILINEAR / "transcoders", "--top", "7", "--heads", "--json")
+    assert code == 0, err
+    printed = json.loads(out)
+    loaded = load_lm(LM_BILINEAR)
+    reading = read_bilinear_mlp(loaded.model, layer, output, inputs, loaded.tokenizer,
+                                load_dictionaries(LM_BILINEAR / "transcoders"), top=7, heads=True, spectrum_values=60)
+    assert sorted(printed) == ["diagonal_share", "heads", "inputs", "layer", "output", "pairs"]
+    assert (printed["layer"], printed["output"], printed["inputs"]) == (reading.layer, reading.output_label, inputs)
+    assert printed["pairs"] == [{"a": a, "b": b, "coefficient": pytest.approx(c, rel=1e-6, abs=1e-9)}
+                                for (a, b), (_, _, c) in zip(reading.pairs.pair_labels, reading.pairs.pairs)]
+    assert len(printed["pairs"]) == 7
+    assert printed["diagonal_share"] == pytest.approx(reading.pairs.diagonal_share, rel=1e-6)
+    assert [h["head"] for h in printed["heads"]] == [h["head"] for h in reading.heads]
+    assert [h["norm"] for h in printed["heads"]] == pytest.approx([h["norm"] for h in reading.heads], rel=1e-6)
+    assert all(len(h["top"]) == 7 for h in reading.heads)
+    # What the page adds: the spectrum of the same output direction.
+    spectrum = reading.spectrum
+    assert spectrum.label == reading.output_label and len(spectrum.top_eigenvalues) == 60
+    magnitudes = [abs(v) for v in spectrum.top_eigenvalues]
+    assert magnitudes == sorted(magnitudes, reverse=True)
+    # Without spectrum_values and heads, only the pairs are read.
+    bare = read_bilinear_mlp(loaded.model, layer, output, inputs, loaded.tokenizer,
+                             load_dictionaries(LM_BILINEAR / "transcoders"), top=7)
+    assert bare.spectrum is None and bare.heads is None and bare.pairs.pairs == reading.pairs.pairs
+    assert set(reading.to_dict()) == {"layer", "output_label", "inputs", "pairs", "spectrum", "heads"}

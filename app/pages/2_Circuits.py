@@ -5,13 +5,10 @@ selecting a node (click it, or pick its id) shows its feature card and strongest
 ablating it shows how the next-token logits move.
 """
 
-import html
 import json
 from pathlib import Path
 
-import plotly.graph_objects as go
 import streamlit as st
-import torch
 
 import ui
 from interp import catalog
@@ -58,21 +55,14 @@ def saved_graph(path: str, mtime: float) -> dict:
 
 @st.cache_resource(show_spinner="Feature activations over the corpus…")
 def corpus_tokens(model_dir: str, mode: str):
-    from interp.data.corpus import training_tokens
-
-    setup = setup_for(model_dir, mode)
-    return torch.tensor(training_tokens(setup.tokenizer, CORPUS_SEQUENCES, setup.replacement.model.cfg.n_ctx,
-                                        CORPUS_SEED))
+    return features_mod.corpus_windows(setup_for(model_dir, mode), CORPUS_SEQUENCES, CORPUS_SEED)
 
 
 @st.cache_data(show_spinner="Computing the feature card…", max_entries=64)
 def live_feature_card(model_dir: str, mode: str, kind: str, layer: int, feature: int) -> dict:
     setup = setup_for(model_dir, mode)
-    rep = setup.replacement
-    site = next(i for i, s in enumerate(rep.sites) if (s.kind, s.layer) == (kind, layer))
-    corpus = corpus_tokens(model_dir, mode)
-    acts = features_mod.feature_activations(rep, corpus, {site: [feature]})[site][..., 0]
-    return features_mod.feature_json(rep, site, feature, acts, corpus, setup.vocab)
+    return features_mod.feature_card(setup.replacement, kind, layer, feature, corpus_tokens(model_dir, mode),
+                                     setup.vocab)
 
 
 @st.cache_data(show_spinner="Ablating…", max_entries=64)
@@ -85,16 +75,6 @@ def ablation(model_dir: str, mode: str, prompt: str, kind: str, layer: int, pos:
 
 # ---- rendering helpers --------------------------------------------------------------------------------
 
-def highlighted_context(tokens: list[str], acts: list[float], peak: float) -> str:
-    """One context as HTML: each token shaded by its activation (orange, scaled to the feature's max)."""
-    spans = []
-    for token, a in zip(tokens, acts):
-        alpha = max(0.0, min(1.0, a / peak)) if peak > 0 else 0.0
-        style = f"background: rgba(255,140,0,{alpha:.2f}); padding: 0 2px; border-radius: 3px"
-        spans.append(f'<span style="{style}" title="{a:.3f}">{html.escape(token)}</span>')
-    return " ".join(spans)
-
-
 def feature_card(card: dict) -> None:
     st.markdown(f"**{card['kind']} feature {card['feature']} at layer {card['layer']}** · active on "
                 f"{100 * card['activation_frequency']:.2f}% of corpus tokens · max activation {card['act_max']:.3f}")
@@ -106,25 +86,12 @@ def feature_card(card: dict) -> None:
             st.caption("never active on the corpus")
         peak = card["act_max"] or 1.0
         for ex in examples[:6]:
-            # Show a window around the strongest token so that long contexts stay readable.
-            centre = ex["train_token_ind"]
-            lo, hi = max(0, centre - 12), centre + 4
-            st.markdown(highlighted_context(ex["tokens"][lo:hi], ex["tokens_acts_list"][lo:hi], peak),
-                        unsafe_allow_html=True)
+            # A window around the strongest token, so that long contexts stay readable.
+            st.markdown(viz.highlighted_context(ex, peak), unsafe_allow_html=True)
     with right:
         st.markdown("Top logits: " + ", ".join(f"`{t}`" for t in card["top_logits"][:8]))
         st.markdown("Bottom logits: " + ", ".join(f"`{t}`" for t in card["bottom_logits"][:8]))
-        hist = card["histogram"]
-        width = (card["act_max"] or 1.0) / max(1, len(hist))
-        fig = go.Figure(go.Bar(x=[(i + 0.5) * width for i in range(len(hist))], y=hist, marker_color="#ff8c00"))
-        fig.update_layout(title="activation histogram (active tokens)", height=240, bargap=0.05,
-                          margin=dict(l=30, r=10, t=40, b=30), xaxis_title="activation", yaxis_title="tokens")
-        st.plotly_chart(fig, key="histogram")
-
-
-def links_table(links: list[dict], other: str, by_id: dict) -> list[dict]:
-    return [{other: e[other], "type": by_id.get(e[other], {}).get("feature_type", ""),
-             "label": by_id.get(e[other], {}).get("clerp", ""), "weight": round(e["weight"], 4)} for e in links]
+        st.plotly_chart(viz.activation_histogram_figure(card), key="histogram")
 
 
 # ---- the page -----------------------------------------------------------------------------------------
@@ -200,9 +167,7 @@ row[3].metric("Links shown", len(data["links"]), help=f"of {len(full['links'])} 
 
 # Node selection: a click on the plot (read back from the chart's state) or the selectbox below.
 by_id = {n["node_id"]: n for n in data["nodes"]}
-features_first = sorted(data["nodes"], key=lambda n: (catalog.feature_node(n) is None,
-                                                      n.get("influence") if n.get("influence") is not None else 2.0))
-node_ids = [n["node_id"] for n in features_first]
+node_ids = catalog.node_order(data["nodes"])
 clicked = st.session_state.get("graph_chart")
 points = (clicked or {}).get("selection", {}).get("points", []) if clicked else []
 picked = next((p["customdata"] for p in points if p.get("customdata") in by_id), None)
@@ -259,10 +224,10 @@ incoming, outgoing = catalog.node_links(data, node_id)
 left, right = st.columns(2)
 with left:
     st.markdown("Strongest inputs")
-    st.dataframe(links_table(incoming, "source", by_id), hide_index=True, key="inputs")
+    st.dataframe(catalog.link_rows(incoming, "source", by_id), hide_index=True, key="inputs")
 with right:
     st.markdown("Strongest outputs")
-    st.dataframe(links_table(outgoing, "target", by_id), hide_index=True, key="outputs")
+    st.dataframe(catalog.link_rows(outgoing, "target", by_id), hide_index=True, key="outputs")
 
 st.subheader("Ablate this feature")
 if where is None:
@@ -279,13 +244,9 @@ else:
     except InterpError as e:
         ui.fail(e)
     vocab = setup_for(str(model.path), mode).vocab
-    clean, new = torch.tensor(logits["clean"]), torch.tensor(logits["new"])
-    shown = sorted(set(clean.topk(8).indices.tolist()) | set((new - clean).abs().topk(4).indices.tolist()),
-                   key=lambda i: -float(clean[i]))
-    fig = go.Figure([go.Bar(name="before", x=[vocab[i] for i in shown], y=[float(clean[i]) for i in shown]),
-                     go.Bar(name="after ablation", x=[vocab[i] for i in shown], y=[float(new[i]) for i in shown])])
-    fig.update_layout(barmode="group", height=320, margin=dict(l=30, r=10, t=40, b=30),
-                      title=f"Next-token logits before and after setting {node_id} to 0 ({how})")
-    st.plotly_chart(fig, key="ablation_chart")
-    st.caption(f"Largest logit change {float((new - clean).abs().max()):.4f}; top token before "
-               f"{vocab[int(clean.argmax())]!r}, after {vocab[int(new.argmax())]!r}.")
+    st.plotly_chart(viz.ablation_figure(logits["clean"], logits["new"], vocab,
+                                        title=f"Next-token logits before and after setting {node_id} to 0 ({how})"),
+                    key="ablation_chart")
+    shift = viz.logit_shift(logits["clean"], logits["new"], vocab)
+    st.caption(f"Largest logit change {shift['max_change']:.4f}; top token before "
+               f"{shift['top_before']!r}, after {shift['top_after']!r}.")

@@ -9,7 +9,7 @@ import ui
 from interp import catalog
 
 ui.setup("Bilinear spectra", icon=":material/show_chart:")
-analysis, core, viz = ui.require("interp.bilinear.analysis", "interp.bilinear.core", "interp.viz.bilinear")
+analysis, viz = ui.require("interp.bilinear.analysis", "interp.viz.bilinear")
 from interp.errors import InterpError  # noqa: E402
 
 roots = ui.roots()
@@ -25,10 +25,8 @@ def report(path: str) -> dict:
 @st.cache_data(show_spinner="Eigendecomposing the direction…")
 def spectrum(path: str, direction: str, n_vectors: int) -> dict:
     model, config = ui.image_model(path)
-    weights = core.classifier_weights(model)
     names = ui.image_dataset(config["dataset"]).class_names
-    u = core.parse_direction(direction, weights.d_out, names)
-    return analysis.direction_spectrum(weights, u, label=direction, n_values=60, n_vectors=n_vectors).to_dict()
+    return analysis.classifier_direction_spectrum(model, direction, names, n_values=60, n_vectors=n_vectors).to_dict()
 
 
 @st.cache_resource(show_spinner="Loading the dictionaries…")
@@ -43,20 +41,10 @@ def lm_reading(path: str, layer: int, output: str, inputs: str, top: int, heads:
     from interp.bilinear import lm as lm_module  # checked by `ui.require` before this is called
 
     loaded = ui.language_model(path)
-    model = loaded.model
     tc_folder = Path(path) / "transcoders"
     dicts = dictionaries(str(tc_folder)) if tc_folder.is_dir() else None
-    weights = lm_module.mlp_weights(model, layer)
-    u, label = lm_module.output_direction(model, output, loaded.tokenizer, dicts)
-    directions, labels = lm_module.input_directions(model, inputs, loaded.tokenizer, dicts)
-    pairs = lm_module.top_feature_pairs(weights, u, lm_module.normalized_directions(directions.to(u.dtype)),
-                                        layer=layer, output_label=label, input_labels=labels, top=top)
-    out = {"label": label, "pairs": pairs.to_dict(),
-           "spectrum": analysis.direction_spectrum(weights, u.to(weights.P.dtype), label=label, n_values=60).to_dict()}
-    if heads:
-        out["heads"] = lm_module.head_pair_terms(model, layer, u, top=5, token_labels=list(loaded.tokenizer.vocab),
-                                                 output_label=label).to_dict()["heads"]
-    return out
+    return lm_module.read_bilinear_mlp(loaded.model, layer, output, inputs, loaded.tokenizer, dicts, top=top,
+                                       heads=heads, head_top=5, spectrum_values=60).to_dict()
 
 
 kind = st.radio("Model", ["image classifier", "language model"], horizontal=True, key="kind",
@@ -98,11 +86,11 @@ if kind == "language model":
     c4.metric("Share on squares (a = b)", f"{reading['pairs']['diagonal_share']:.3f}")
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(viz.spectrum_figure(spec["top_eigenvalues"], title=f"Spectrum of Q for {reading['label']} "
+        st.plotly_chart(viz.spectrum_figure(spec["top_eigenvalues"], title=f"Spectrum of Q for {reading['output_label']} "
                                                                             f"(MLP {layer}, top 60 by |λ|)"),
                         key="spectrum")
     with right:
-        st.markdown(f"**Top input-feature pairs** writing along {reading['label']}")
+        st.markdown(f"**Top input-feature pairs** writing along {reading['output_label']}")
         pairs = reading["pairs"]
         st.dataframe([{"a": a, "b": b, "coefficient": round(c, 4)}
                       for (a, b), (_, _, c) in zip(pairs["pair_labels"], pairs["pairs"])],
@@ -154,7 +142,7 @@ shape = data.image_shape
 grid = viz.eigenvector_grid(result["top_eigenvectors"][:n_vectors], result["top_eigenvalues"][:n_vectors], shape,
                             columns=min(4, n_vectors), title=f"Top {n_vectors} eigenvectors for {title} "
                                                               "(red positive, blue negative)")
-st.plotly_chart(ui.square_images(grid), key="eigenvectors")
+st.plotly_chart(grid, key="eigenvectors")
 st.caption("Each logit is exactly Σₖ λₖ (vₖᵀx)²: an image drives the output by how strongly it matches "
            "each eigenvector, squared; positive λ push the output up, negative λ push it down.")
 

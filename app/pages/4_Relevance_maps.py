@@ -1,10 +1,7 @@
 """Relevance maps: an image (or a prompt); deep Taylor decomposition and the baselines side by side,
 exact pair relevance for bilinear models, and the pixel-flipping curves."""
 
-import plotly.graph_objects as go
 import streamlit as st
-import torch
-from plotly.subplots import make_subplots
 
 import ui
 from interp import catalog
@@ -22,18 +19,8 @@ FLIP_IMAGES = 100
 @st.cache_data(show_spinner="Relevance maps…")
 def maps(path: str, index: int, target: int | None) -> dict:
     model, config = ui.image_model(path)
-    image = ui.image_dataset(config["dataset"]).test.images[index][None]
-    dtd = engine.relevance(model, image, target, "dtd")
-    out = {"target": int(dtd.target[0]), "output": float(dtd.output[0]), "absorbed": float(dtd.absorbed[0]),
-           "rules": dtd.rules}
-    # The baselines exactly as pixel flipping scores them (gradient × input, |gradient|), plus LRP-ε.
-    scores = evaluate.method_scores(model, image, dtd.target, "dtd", torch.Generator().manual_seed(0))
-    for key in ("dtd", "gradient_x_input", "gradient"):
-        out[key] = scores[key].reshape(image.shape[1:]).tolist()
-    out["epsilon"] = engine.relevance(model, image, dtd.target, "epsilon").relevance[0].tolist()
-    with torch.no_grad():
-        out["logits"] = model(image)[0].tolist()
-    return out
+    image = ui.image_dataset(config["dataset"]).test.images[index]
+    return evaluate.method_maps(model, image, target).to_dict()
 
 
 @st.cache_resource(show_spinner="Pair relevance…", max_entries=16)
@@ -51,23 +38,6 @@ def flipping(path: str, n_images: int) -> dict:
     return evaluate.pixel_flipping(model, images, "dtd", steps=25, pixels_per_step=16, quiet=True).to_dict()
 
 
-def side_by_side(image, named_maps: dict[str, list]) -> go.Figure:
-    """The input, then one relevance map per method, each on its own symmetric red/blue scale."""
-    fig = make_subplots(rows=1, cols=1 + len(named_maps), subplot_titles=["input", *named_maps],
-                        horizontal_spacing=0.02)
-    fig.add_trace(go.Heatmap(z=image, colorscale="gray_r", showscale=False), 1, 1)
-    for col, values in enumerate(named_maps.values(), start=2):
-        limit = max(abs(v) for row in values for v in row) or 1.0
-        fig.add_trace(go.Heatmap(z=values, colorscale="RdBu_r", zmin=-limit, zmax=limit, showscale=False,
-                                 hovertemplate="row %{y}, col %{x}<br>R %{z:.4g}<extra></extra>"), 1, col)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed")
-    for col in range(1, 2 + len(named_maps)):
-        fig.update_yaxes(scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10))
-    return fig
-
-
 mode = st.radio("Explain", ["an image", "a prompt"], horizontal=True, key="mode")
 
 if mode == "a prompt":
@@ -81,16 +51,13 @@ if mode == "a prompt":
     prompt = st.text_input("Prompt", value=ui.example_prompt("ioi"), key="prompt")
     target_text = st.text_input("Explain the logit of (empty: the top prediction)", value="", key="target_token")
     try:
-        tokens = lm.to_tokens(prompt)
-        strings = [lm.tokenizer.vocab[t] for t in tokens[0].tolist()]
-        target = lm.tokenizer.token_id(target_text.strip()) if target_text.strip() else None
-        result = tokens_module.token_relevance(lm.model, tokens, target, strings)
+        result = tokens_module.prompt_relevance(lm, prompt, target_text.strip() or None)
     except InterpError as e:
         ui.fail(e)
-    target_name = lm.tokenizer.vocab[result.target_id]
+    target_name = result.target
     c1, c2, c3 = st.columns(3)
     c1.metric("Explained logit", f"{result.output:.3f}", help=f"the logit of {target_name!r} at the last position")
-    c2.metric("Σ token relevance", f"{sum(result.relevance):.3f}")
+    c2.metric("Σ token relevance", f"{result.relevance_sum:.3f}")
     c3.metric("Constant (positions, biases)", f"{result.constant:.3f}")
     st.plotly_chart(viz.token_relevance_figure(result.tokens, result.relevance,
                                                f"token relevance for {target_name!r}"), key="token_relevance")
@@ -122,12 +89,12 @@ try:
 except InterpError as e:
     ui.fail(e)
 explained = names[result["target"]]
-prediction = names[max(range(len(result["logits"])), key=result["logits"].__getitem__)]
+prediction = names[result["predicted"]]
 st.markdown(f"True label **{names[label]}**, predicted **{prediction}**; explaining the logit of "
             f"**{explained}** = {result['output']:.3f} "
-            f"(Σ DTD relevance {sum(sum(r) for r in result['dtd']):.3f}, absorbed by biases {result['absorbed']:.3g}).")
+            f"(Σ DTD relevance {result['dtd_total']:.3f}, absorbed by biases {result['absorbed']:.3g}).")
 image = data.test.images[index].tolist()
-st.plotly_chart(side_by_side(image, {title: result[key] for title, key in METHODS.items()}), key="maps")
+st.plotly_chart(viz.method_maps_figure(image, {title: result[key] for title, key in METHODS.items()}), key="maps")
 with st.expander("Rules per layer"):
     st.json(result["rules"])
 
@@ -136,13 +103,12 @@ if chosen.arch == "bilinear":
     pair = pairs(str(chosen.path), index, result["target"])
     d = len(pair.relevance)
     width = data.image_shape[1]
-    strongest = int(pair.relevance.abs().argmax())
     left, right = st.columns([1, 2])
     with left:
         # Keyed by image and class, so that a new image starts again from its own strongest pixel.
-        pixel = st.number_input("Pixel (row-major index)", min_value=0, max_value=d - 1, value=strongest,
+        pixel = st.number_input("Pixel (row-major index)", min_value=0, max_value=d - 1, value=pair.strongest,
                                 key=f"pixel_{index}_{result['target']}", help="default: the pixel with the largest |R_i|")
-        st.metric("Σ R_ij", f"{float(pair.pairs.sum()):.4f}", help=f"the logit is {pair.output:.4f}")
+        st.metric("Σ R_ij", f"{pair.total:.4f}", help=f"the logit is {pair.output:.4f}")
         st.caption(f"R_ij = x_i Q_ij x_j; R_i = Σ_j R_ij. Pixel {pixel} is row {pixel // width}, column {pixel % width}.")
     with right:
         st.plotly_chart(viz.pair_relevance_figure(pair.pairs, data.image_shape, int(pixel)), key="pairs")

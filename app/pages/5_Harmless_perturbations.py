@@ -27,7 +27,7 @@ def space_for(path: str, layer: str, index: int | None):
 def hidden_for(path: str, layer: str, carrier: int, secret: int, magnitude: float):
     model, config = ui.image_model(path)
     data = ui.image_dataset(config["dataset"])
-    space = space_for(path, layer, carrier if layer.endswith(layers_mod.RELU_SUFFIX) else None)
+    space = space_for(path, layer, carrier if layers_mod.depends_on_input(layer) else None)
     images = data.test.images
     hidden = apply.hide_image(model, space, images[carrier], images[secret], scales=(magnitude,))
     # The same δ direction as a plain check, for the ReLU case: does the activation pattern still hold?

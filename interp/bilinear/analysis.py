@@ -62,6 +62,15 @@ def direction_spectrum(weights: BilinearWeights, direction: torch.Tensor, label:
                              n_negative=int(((values < 0) & significant).sum()))
 
 
+def classifier_direction_spectrum(model: torch.nn.Module, direction: str, class_names: list[str] | None = None,
+                                  n_values: int = 20, n_vectors: int = 0) -> DirectionSpectrum:
+    """`direction_spectrum` of a bilinear classifier for a direction named as `core.parse_direction` reads it
+    (a class, a difference "3-5", or a vector), labelled with that name."""
+    weights = classifier_weights(model)
+    u = parse_direction(direction, weights.d_out, class_names)
+    return direction_spectrum(weights, u, label=direction, n_values=n_values, n_vectors=n_vectors)
+
+
 @torch.no_grad()
 def truncation_accuracy(eig: Eigen, inputs: torch.Tensor, labels: torch.Tensor, ks=TRUNCATION_KS,
                         batch_size: int = 2000) -> dict[str, float]:

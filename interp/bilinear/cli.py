@@ -51,34 +51,22 @@ def eigen_command(args: argparse.Namespace) -> dict[str, Any]:
 
 def bilinear_lm_command(args: argparse.Namespace) -> dict[str, Any]:
     """Top input pairs (and head pair terms) behind an output direction of a bilinear LM's MLP."""
-    from interp.bilinear.lm import (
-        head_pair_terms,
-        input_directions,
-        mlp_weights,
-        normalized_directions,
-        output_direction,
-        top_feature_pairs,
-    )
+    from interp.bilinear.lm import read_bilinear_mlp
     from interp.models.dictionaries import load_dictionaries
     from interp.models.lm import load_lm
 
     dtype = resolve_dtype(args.dtype)
     loaded = load_lm(args.path, dtype=dtype)
-    model = loaded.model
     dictionaries = load_dictionaries(args.dictionaries) if args.dictionaries is not None else None
-    weights = mlp_weights(model, args.layer)
-    u, label = output_direction(model, args.output, loaded.tokenizer, dictionaries)
-    directions, labels = input_directions(model, args.inputs, loaded.tokenizer, dictionaries)
-    pairs = top_feature_pairs(weights, u, normalized_directions(directions.to(u.dtype)), layer=args.layer,
-                              output_label=label, input_labels=labels, top=args.top)
-    result: dict[str, Any] = {"layer": args.layer, "output": label, "inputs": args.inputs,
-                              "pairs": [{"a": pairs.pair_labels[i][0], "b": pairs.pair_labels[i][1], "coefficient": c}
-                                        for i, (_, _, c) in enumerate(pairs.pairs)],
+    reading = read_bilinear_mlp(loaded.model, args.layer, args.output, args.inputs, loaded.tokenizer, dictionaries,
+                                top=args.top, heads=args.heads)
+    pairs = reading.pairs
+    result: dict[str, Any] = {"layer": args.layer, "output": reading.output_label, "inputs": args.inputs,
+                              "pairs": [{"a": a, "b": b, "coefficient": c}
+                                        for (a, b), (_, _, c) in zip(pairs.pair_labels, pairs.pairs)],
                               "diagonal_share": pairs.diagonal_share}
     if args.heads:
-        terms = head_pair_terms(model, args.layer, u, top=args.top, token_labels=list(loaded.tokenizer.vocab),
-                                output_label=label)
-        result["heads"] = terms.heads
+        result["heads"] = reading.heads
     return result
 
 

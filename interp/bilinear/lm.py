@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from interp.bilinear.analysis import DirectionSpectrum, direction_spectrum
 from interp.bilinear.core import BilinearWeights, interaction_matrices
 from interp.errors import InterpError
 from interp.results import Result
@@ -159,6 +160,44 @@ def head_pair_terms(model, layer: int, u: torch.Tensor, tokens: torch.Tensor | N
             heads.append({"head": f"L{hl}H{h}", "norm": float(T.norm()), "top": entries})
     heads.sort(key=lambda d: -d["norm"])
     return HeadPairTerms(layer=layer, output_label=output_label, heads=heads)
+
+
+@dataclass
+class BilinearMLPReading(Result):
+    """One bilinear MLP read from its weights for one output direction (`interp bilinear-lm` and the app).
+
+    `pairs`: the top input-feature pairs behind the output; `spectrum`: the eigen-spectrum of Q_u
+    (when asked for); `heads`: the direct-path × head OV-path pair terms (when asked for), as in
+    `HeadPairTerms.heads`.
+    """
+
+    layer: int
+    output_label: str
+    inputs: str
+    pairs: FeaturePairs
+    spectrum: DirectionSpectrum | None = None
+    heads: list[dict] | None = None
+
+
+def read_bilinear_mlp(model, layer: int, output_spec: str, inputs_spec: str = "tokens", tokenizer=None,
+                      dictionaries: dict | None = None, top: int = 20, heads: bool = False, head_top: int | None = None,
+                      spectrum_values: int = 0) -> BilinearMLPReading:
+    """Read the bilinear MLP at `layer` along an output direction named by `output_spec` (see `output_direction`),
+    in the input features named by `inputs_spec` (see `input_directions`): the `top` feature pairs, optionally
+    the head pair terms (`head_top` entries per head, default `top`) and the spectrum (`spectrum_values` > 0)."""
+    weights = mlp_weights(model, layer)
+    u, label = output_direction(model, output_spec, tokenizer, dictionaries)
+    directions, labels = input_directions(model, inputs_spec, tokenizer, dictionaries)
+    pairs = top_feature_pairs(weights, u, normalized_directions(directions.to(u.dtype)), layer=layer,
+                              output_label=label, input_labels=labels, top=top)
+    reading = BilinearMLPReading(layer=layer, output_label=label, inputs=inputs_spec, pairs=pairs)
+    if spectrum_values > 0:
+        reading.spectrum = direction_spectrum(weights, u.to(weights.P.dtype), label=label, n_values=spectrum_values)
+    if heads:
+        token_labels = list(tokenizer.vocab) if tokenizer is not None else None
+        reading.heads = head_pair_terms(model, layer, u, top=top if head_top is None else head_top,
+                                        token_labels=token_labels, output_label=label).heads
+    return reading
 
 
 # ---- choosing directions by name (used by `interp bilinear-lm`) ----

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from interp.errors import InterpError
 from interp.graph.export import global_feature_index
 from interp.graph.replacement import ReplacementModel
 from interp.io import write_json
@@ -93,3 +94,21 @@ def write_feature_jsons(replacement: ReplacementModel, features: set[tuple[str, 
             write_json(path, data)
             paths.append(path)
     return paths
+
+
+def corpus_windows(setup: Any, n_sequences: int, seed: int) -> torch.Tensor:
+    """[n, n_ctx] token windows of our synthetic corpus in the setup's tokenizer (the contexts of feature cards)."""
+    from interp.data.corpus import training_tokens
+
+    return torch.tensor(training_tokens(setup.tokenizer, n_sequences, setup.replacement.model.cfg.n_ctx, seed))
+
+
+def feature_card(replacement: ReplacementModel, kind: str, layer: int, feature: int, corpus: torch.Tensor,
+                 vocab: list[str]) -> dict[str, Any]:
+    """One feature's card (the feature JSON) over `corpus`, by (kind, layer, feature)."""
+    site_of = {(s.kind, s.layer): i for i, s in enumerate(replacement.sites)}
+    if (kind, layer) not in site_of:
+        raise InterpError(f"no {kind} dictionary at layer {layer} in this replacement model")
+    site = site_of[(kind, layer)]
+    acts = feature_activations(replacement, corpus, {site: [feature]})[site][..., 0]
+    return feature_json(replacement, site, feature, acts, corpus, vocab)

@@ -55,6 +55,12 @@ def harmless_layers(model: nn.Module) -> dict[str, str]:
     return layers
 
 
+def depends_on_input(layer: str) -> bool:
+    """Whether the harmless space of `layer` (a name of `harmless_layers`) depends on the input image: a `.relu`
+    layer's space holds only while that image's activation pattern does."""
+    return layer.endswith(RELU_SUFFIX)
+
+
 def layer_operator(model: nn.Module, layer: str, image_shape: tuple[int, ...]) -> tuple[Operator, torch.Tensor | None, str]:
     """(linear operator on flattened images, bias or None, kind) for a layer name of `harmless_layers`."""
     known = harmless_layers(model)
@@ -89,7 +95,7 @@ def harmless_space(model: nn.Module, layer: str | None = None, x: torch.Tensor |
     layer = layer or next(iter(harmless_layers(model)))
     op, bias, kind = layer_operator(model, layer, image_shape)
     shape = list(image_shape)
-    if layer.endswith(RELU_SUFFIX):
+    if depends_on_input(layer):
         if x is None:
             raise InterpError(f"layer {layer!r} is input-dependent: give an input image (--index)")
         return relu_local_space(op, bias, x, layer, rtol=rtol, approx_dim=approx_dim, input_shape=shape, quiet=quiet)

@@ -177,7 +177,7 @@ def _image_command(args: argparse.Namespace, config: dict[str, Any], device, dty
 
 def _token_command(args: argparse.Namespace, device, dtype) -> dict[str, Any]:
     from interp.models.lm import load_lm
-    from interp.relevance.tokens import token_relevance
+    from interp.relevance.tokens import prompt_relevance
     from interp.viz.relevance import token_relevance_figure
 
     if args.text is None:
@@ -188,13 +188,7 @@ def _token_command(args: argparse.Namespace, device, dtype) -> dict[str, Any]:
     # and an error exactly one line, so that chatter is dropped.
     with contextlib.redirect_stdout(io.StringIO()):
         lm = load_lm(args.path, device=device, dtype=dtype)
-    tokens = lm.to_tokens(args.text)
-    # the display strings of exactly the ids analysed (a subword tokenizer's pieces, BOS first where it has one)
-    vocab = lm.tokenizer.vocab
-    strings = [vocab[int(i)] for i in tokens[0]]
-    target = lm.tokenizer.token_id(args.target) if args.target is not None else None
-    result = token_relevance(lm.model, tokens, target, strings)
-    result.target = vocab[result.target_id]
+    result = prompt_relevance(lm, args.text, args.target)
     order = sorted(range(len(result.relevance)), key=lambda i: -result.relevance[i])[:args.top]
     name = lm.config.get("model_type") if lm.config.get("kind") == "hf" else f"{lm.arch}-lm"
     out = {"model": name, **result.to_dict(), "relevance_sum": sum(result.relevance) + result.constant,

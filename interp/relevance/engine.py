@@ -107,6 +107,16 @@ class PairRelevance(Result):
     target: int
     absorbed: float
 
+    @property
+    def total(self) -> float:
+        """Σ_ij R_ij (the logit, up to rounding)."""
+        return float(self.pairs.sum())
+
+    @property
+    def strongest(self) -> int:
+        """The input feature with the largest |R_i|."""
+        return int(self.relevance.abs().argmax())
+
 
 def _quadratic_classifier(model: nn.Module) -> tuple[BilinearForm, nn.Linear]:
     """(bilinear form, linear head) of a model whose canonical layers are reshapes, one bilinear form, a head."""

@@ -50,6 +50,45 @@ def method_scores(model: nn.Module, x: torch.Tensor, target: torch.Tensor, rules
             "random": torch.rand(x.flatten(1).shape, generator=generator).to(x)}
 
 
+@dataclass
+class MethodMaps(Result):
+    """One image explained by every method side by side: the deep Taylor map and its baselines, each with
+    the image's shape, for the logit of class `target`.
+
+    `dtd`, `gradient_x_input` and `gradient` are the scores pixel flipping ranks by (`method_scores`);
+    `epsilon` is LRP-ε. `output` is the explained logit, `absorbed` what the DTD map leaves to biases,
+    `dtd_total` the sum of the DTD map, `predicted` the class with the largest logit.
+    """
+
+    target: int
+    output: float
+    absorbed: float
+    rules: dict[str, str]
+    dtd: list
+    gradient_x_input: list
+    gradient: list
+    epsilon: list
+    logits: list[float]
+    predicted: int
+    dtd_total: float
+
+
+def method_maps(model: nn.Module, image: torch.Tensor, target: int | None = None, rules: RuleMap | str = "dtd"
+                ) -> MethodMaps:
+    """Relevance maps of one image (no batch dimension) by every method, for `target` (default: predicted)."""
+    x = image[None]
+    dtd = relevance(model, x, target, rules)
+    scores = method_scores(model, x, dtd.target, rules, torch.Generator().manual_seed(0))
+    maps = {key: scores[key].reshape(image.shape) for key in ("dtd", "gradient_x_input", "gradient")}
+    with torch.no_grad():
+        logits = model(x)[0]
+    return MethodMaps(target=int(dtd.target[0]), output=float(dtd.output[0]), absorbed=float(dtd.absorbed[0]),
+                      rules=dtd.rules, **{k: v.tolist() for k, v in maps.items()},
+                      epsilon=relevance(model, x, dtd.target, "epsilon").relevance[0].tolist(),
+                      logits=logits.tolist(), predicted=int(logits.argmax()),
+                      dtd_total=sum(sum(row) for row in maps["dtd"].tolist()))
+
+
 @torch.no_grad()
 def flip_curve(model: nn.Module, x: torch.Tensor, target: torch.Tensor, scores: torch.Tensor,
                replacement: torch.Tensor, steps: int, pixels_per_step: int) -> torch.Tensor:

@@ -46,6 +46,11 @@ class TokenRelevance(Result):
     mlp_rule: str = "bilinear"  # "bilinear" (exact second-order split), "frozen activation" (ρ = f(h)/h), "none"
     frozen: list[str] = field(default_factory=list)  # what is held at its value on the prompt
 
+    @property
+    def relevance_sum(self) -> float:
+        """Σ of the tokens' relevance (the logit less `constant`)."""
+        return float(sum(self.relevance))
+
 
 def _family(cfg) -> str:
     return str(cfg.original_architecture or cfg.model_name or "this model")
@@ -194,3 +199,16 @@ def token_relevance(model: HookedTransformer, tokens: torch.Tensor, target: int 
                           relevance=[float(v) for v in shares[:-1]], constant=float(shares[-1]), output=output,
                           target=str(target), target_id=target, conservation_error=error, mlp_rule=mlp_rule,
                           frozen=frozen)
+
+
+def prompt_relevance(lm, prompt: str, target: str | None = None) -> TokenRelevance:
+    """`token_relevance` of a prompt for a loaded LM (`interp.models.lm.LoadedLM`): the logit of the token
+    `target` (default: the top prediction), tokens shown as the tokenizer's strings of exactly the ids analysed
+    (a subword tokenizer's pieces, BOS first where it has one), `target` as its string."""
+    tokens = lm.to_tokens(prompt)
+    vocab = lm.tokenizer.vocab
+    strings = [vocab[int(i)] for i in tokens[0]]
+    target_id = lm.tokenizer.token_id(target) if target is not None else None
+    result = token_relevance(lm.model, tokens, target_id, strings)
+    result.target = vocab[result.target_id]
+    return result

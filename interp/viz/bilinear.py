@@ -58,8 +58,17 @@ def eigenvector_grid(eigenvectors: Sequence[Sequence[float]], eigenvalues: Seque
                                  showscale=i == 0, hovertemplate="row %{y}, col %{x}: %{z:.3g}<extra></extra>"),
                       row=i // columns + 1, col=i % columns + 1)
     fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    fig.update_yaxes(visible=False, autorange="reversed")
     fig.update_layout(title=title, height=220 * rows + 80, width=220 * columns + 80)
+    return square_images(fig)
+
+
+def square_images(fig: go.Figure) -> go.Figure:
+    """Give every subplot of an image grid square pixels: each y axis is scaled to its own x axis
+    (anchoring every y axis to the first x axis would draw only the first image square)."""
+    for name in list(fig.layout):
+        if name.startswith("yaxis"):
+            fig.layout[name].scaleanchor = f"x{name.removeprefix('yaxis')}"
     return fig
 
 

@@ -84,3 +84,53 @@ def graph_figure(data: dict[str, Any], max_links: int = 2000, title: str | None 
         yaxis={"title": "layer (embeddings at 0, logits on top)", "zeroline": False},
         legend={"orientation": "h", "y": -0.2})
     return fig
+
+
+# ---- a feature card and an ablation (the app's Circuits page) -----------------------------------------
+
+def highlighted_context(example: dict[str, Any], peak: float, before: int = 12, after: int = 4) -> str:
+    """One top-activating context of a feature JSON as HTML: the tokens around its strongest token (`before`
+    tokens and `after` - 1 after it), each shaded by its activation (orange, scaled to `peak`)."""
+    import html
+
+    centre = example["train_token_ind"]
+    lo, hi = max(0, centre - before), centre + after
+    spans = []
+    for token, a in zip(example["tokens"][lo:hi], example["tokens_acts_list"][lo:hi]):
+        alpha = max(0.0, min(1.0, a / peak)) if peak > 0 else 0.0
+        style = f"background: rgba(255,140,0,{alpha:.2f}); padding: 0 2px; border-radius: 3px"
+        spans.append(f'<span style="{style}" title="{a:.3f}">{html.escape(token)}</span>')
+    return " ".join(spans)
+
+
+def activation_histogram_figure(card: dict[str, Any]) -> go.Figure:
+    """The activation histogram of a feature JSON (active tokens), bins spread over [0, act_max]."""
+    hist = card["histogram"]
+    width = (card["act_max"] or 1.0) / max(1, len(hist))
+    fig = go.Figure(go.Bar(x=[(i + 0.5) * width for i in range(len(hist))], y=hist, marker_color="#ff8c00"))
+    fig.update_layout(title="activation histogram (active tokens)", height=240, bargap=0.05,
+                      margin=dict(l=30, r=10, t=40, b=30), xaxis_title="activation", yaxis_title="tokens")
+    return fig
+
+
+def logit_shift(clean, new, vocab: list[str]) -> dict[str, Any]:
+    """How an intervention moved the next-token logits: the largest |change| and the top token before and after."""
+    clean, new = [float(v) for v in clean], [float(v) for v in new]
+    change = max((abs(n - c) for c, n in zip(clean, new)), default=0.0)
+    return {"max_change": change, "top_before": vocab[max(range(len(clean)), key=clean.__getitem__)],
+            "top_after": vocab[max(range(len(new)), key=new.__getitem__)]}
+
+
+def ablation_figure(clean, new, vocab: list[str], title: str = "", n_top: int = 8, n_moved: int = 4) -> go.Figure:
+    """Grouped bars of the next-token logits before and after an intervention, over the `n_top` largest clean
+    logits and the `n_moved` tokens whose logit moved most, in order of the clean logit."""
+    import torch
+
+    clean, new = torch.as_tensor(clean, dtype=torch.float64), torch.as_tensor(new, dtype=torch.float64)
+    shown = sorted(set(clean.topk(min(n_top, len(clean))).indices.tolist())
+                   | set((new - clean).abs().topk(min(n_moved, len(clean))).indices.tolist()),
+                   key=lambda i: -float(clean[i]))
+    fig = go.Figure([go.Bar(name="before", x=[vocab[i] for i in shown], y=[float(clean[i]) for i in shown]),
+                     go.Bar(name="after ablation", x=[vocab[i] for i in shown], y=[float(new[i]) for i in shown])])
+    fig.update_layout(barmode="group", height=320, margin=dict(l=30, r=10, t=40, b=30), title=title)
+    return fig

@@ -45,6 +45,23 @@ def pixel_relevance_figure(image, relevance, title: str = "") -> go.Figure:
     return fig
 
 
+def method_maps_figure(image, named_maps: dict[str, Sequence]) -> go.Figure:
+    """The input, then one relevance map per method (title → map), each on its own symmetric red/blue scale."""
+    fig = make_subplots(rows=1, cols=1 + len(named_maps), subplot_titles=["input", *named_maps],
+                        horizontal_spacing=0.02)
+    fig.add_trace(go.Heatmap(z=image, colorscale="gray_r", showscale=False), 1, 1)
+    for col, values in enumerate(named_maps.values(), start=2):
+        limit = max(abs(v) for row in values for v in row) or 1.0
+        fig.add_trace(go.Heatmap(z=values, colorscale=SCALE, zmin=-limit, zmax=limit, showscale=False,
+                                 hovertemplate="row %{y}, col %{x}<br>R %{z:.4g}<extra></extra>"), 1, col)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    for col in range(1, 2 + len(named_maps)):
+        fig.update_yaxes(scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
 def pair_relevance_figure(pairs, image_shape: Sequence[int] | None = None, pixel: int | None = None,
                           title: str = "") -> go.Figure:
     """Pair relevance R_ij of a bilinear model.
