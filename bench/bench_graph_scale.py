@@ -75,13 +75,17 @@ def main() -> None:
     p.add_argument("--only", choices=sorted(CONFIGS), default=None)
     p.add_argument("--k", type=int, default=None, help="override k (active features per position and layer)")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default=None, help="default: cuda when a GPU is present, else cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)   # internal: run one config as JSON
     args = p.parse_args()
     if args.one is not None:
         print(json.dumps(one(**json.loads(args.one))))
         return
+    if args.device is None:
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     results = {}
     for name in [args.only] if args.only else list(CONFIGS):
         config = dict(CONFIGS[name], batch_size=args.batch_size, device=args.device, threads=args.threads)
