@@ -17,10 +17,12 @@ ui.setup("Circuits", icon=":material/hub:")
 graph_setup, pipeline, replacement, export, prune_mod, features_mod, interventions, viz, graph_view = ui.require(
     "interp.graph.setup", "interp.graph.pipeline", "interp.graph.replacement", "interp.graph.export", "interp.graph.prune",
     "interp.graph.features", "interp.graph.interventions", "interp.viz.graph", "interp.graph.view")
+from interp.graph import FEATURE_CORPUS_SEED  # noqa: E402
 from interp.errors import InterpError  # noqa: E402
 
 roots = ui.roots()
-CORPUS_SEQUENCES, CORPUS_SEED = 64, 12345  # the contexts feature cards are computed over, live
+# Live cards use half the sequences of saved ones (they are computed on a click), from the same seed.
+CORPUS_SEQUENCES, CORPUS_SEED = 64, FEATURE_CORPUS_SEED
 
 
 # ---- cached heavy work ------------------------------------------------------------------------------

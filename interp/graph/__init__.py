@@ -18,6 +18,10 @@ from typing import Any
 # graph (tens of thousands of active features) stays within memory by default.
 DEFAULT_MAX_FEATURE_NODES = 7500
 
+# The corpus windows feature cards are computed over (the CLI, recipes and the app use the same ones).
+FEATURE_CORPUS_SEQUENCES = 128
+FEATURE_CORPUS_SEED = 12345
+
 _EXPORTS = {
     "AttributionGraph": "attribution", "attribute": "attribution",
     "export_graph": "export", "read_graph_json": "export",

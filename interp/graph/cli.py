@@ -8,7 +8,7 @@ from typing import Any
 
 from interp.argtypes import fraction, memory_size, non_negative_int, positive_int
 from interp.errors import InterpError
-from interp.graph import DEFAULT_MAX_FEATURE_NODES
+from interp.graph import DEFAULT_MAX_FEATURE_NODES, FEATURE_CORPUS_SEED, FEATURE_CORPUS_SEQUENCES
 
 
 def _peak_rss_mb() -> float:
@@ -66,10 +66,9 @@ def extract_command(args: argparse.Namespace) -> dict[str, Any]:
                  pruning=args.pruning, hierarchical_threshold=args.hierarchical_threshold,
                  max_memory=args.max_memory)
     if args.features_dir is not None:
-        from interp.data.corpus import training_tokens
-        from interp.graph.features import write_feature_jsons
+        from interp.graph.features import corpus_windows, write_feature_jsons
 
-        corpus = torch.tensor(training_tokens(setup.tokenizer, 128, setup.replacement.model.cfg.n_ctx, 12345))
+        corpus = corpus_windows(setup, FEATURE_CORPUS_SEQUENCES, FEATURE_CORPUS_SEED)
         feats = {(n.kind, n.layer, n.index) for j, n in enumerate(ex.graph.nodes[:ex.graph.n_features])
                  if ex.pruned.node_mask[j]}
         write_feature_jsons(setup.replacement, feats, corpus, setup.vocab, args.features_dir, progress=not args.quiet)

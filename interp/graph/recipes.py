@@ -20,9 +20,9 @@ import torch
 from tqdm import tqdm
 
 from interp.errors import InterpError
-from interp.graph import DEFAULT_MAX_FEATURE_NODES
+from interp.graph import DEFAULT_MAX_FEATURE_NODES, FEATURE_CORPUS_SEED, FEATURE_CORPUS_SEQUENCES
 from interp.graph.ablation import ablation_drops
-from interp.graph.features import write_feature_jsons
+from interp.graph.features import corpus_windows, write_feature_jsons
 from interp.graph.pipeline import extract
 from interp.graph.setup import load_setup
 from interp.io import write_json
@@ -47,7 +47,8 @@ class Recipe:
     batch_size: int = 64
     seed: int = 0
     ablation_mode: str = "free"
-    corpus: dict[str, int] = field(default_factory=lambda: {"n_sequences": 128, "seed": 12345})
+    corpus: dict[str, int] = field(default_factory=lambda: {"n_sequences": FEATURE_CORPUS_SEQUENCES,
+                                                            "seed": FEATURE_CORPUS_SEED})
     description: str = ""
 
 
@@ -128,7 +129,6 @@ class RecipeSummary(Result):
 
 def run_recipe(recipe_path: str | Path, out_dir: str | Path, progress: bool = True, device: str = "cpu",
                dtype: torch.dtype | None = None) -> RecipeSummary:
-    from interp.data.corpus import training_tokens
 
     recipe = read_recipe(recipe_path)
     setup = load_setup(recipe.model, recipe.transcoders, recipe.attn_saes, recipe.mode, device, dtype)
@@ -152,8 +152,8 @@ def run_recipe(recipe_path: str | Path, out_dir: str | Path, progress: bool = Tr
                      **drops, "replacement_score": ex.scores.replacement_score,
                      "completeness_score": ex.scores.completeness_score,
                      "n_nodes": len(ex.json["nodes"]), "n_links": len(ex.json["links"])})
-    corpus = torch.tensor(training_tokens(setup.tokenizer, recipe.corpus.get("n_sequences", 128),
-                                          setup.replacement.model.cfg.n_ctx, recipe.corpus.get("seed", 12345)))
+    corpus = corpus_windows(setup, recipe.corpus.get("n_sequences", FEATURE_CORPUS_SEQUENCES),
+                            recipe.corpus.get("seed", FEATURE_CORPUS_SEED))
     write_feature_jsons(setup.replacement, features, corpus, setup.vocab, out_dir / "features", progress=progress)
 
     def mean(key: str) -> float:
@@ -210,7 +210,7 @@ def write_task_recipe(task: str, model_dir: str | Path, out_path: str | Path, n_
              f"model = {q(model_dir.as_posix())}", f"transcoders = {q((model_dir / 'transcoders').as_posix())}",
              f"attn_saes = {q((model_dir / 'attn-saes').as_posix())}", f"mode = {q(mode)}",
              "node_threshold = 0.8", "edge_threshold = 0.98", "batch_size = 128", "seed = 0",
-             'ablation_mode = "free"', "", "[corpus]", "n_sequences = 256", "seed = 12345", ""]
+             'ablation_mode = "free"', "", "[corpus]", "n_sequences = 256", f"seed = {FEATURE_CORPUS_SEED}", ""]
     for ex in chosen:
         lines += ["[[prompts]]", f"prompt = {q(ex.prompt)}", f"target = {q(ex.target)}",
                   f"contrast = {q(ex.contrast)}", ""]
