@@ -1,4 +1,5 @@
-"""Write circuits/{induction,ioi,brackets}.toml for the shipped bilinear LM.
+"""Write circuits/{induction,ioi,brackets}.toml for the shipped bilinear LM, and a second, held-out prompt set per
+task (circuits/<task>-heldout.toml: the next 8 examples the model gets right, which the first recipe does not contain).
 
     .venv/bin/python circuits/make_recipes.py [--model checkpoints/lm-bilinear] [--n 8]
 """
@@ -19,3 +20,5 @@ if __name__ == "__main__":
     args = p.parse_args()
     for task in ("induction", "ioi", "brackets"):
         print(write_task_recipe(task, args.model, ROOT / "circuits" / f"{task}.toml", n_prompts=args.n))
+        print(write_task_recipe(task, args.model, ROOT / "circuits" / f"{task}-heldout.toml", n_prompts=args.n,
+                                skip=args.n, name=f"{task}-heldout"))

@@ -182,10 +182,11 @@ def run_recipe(recipe_path: str | Path, out_dir: str | Path, progress: bool = Tr
 
 
 def write_task_recipe(task: str, model_dir: str | Path, out_path: str | Path, n_prompts: int = 8,
-                      mode: str = "full", only_correct: bool = True) -> Path:
+                      mode: str = "full", only_correct: bool = True, skip: int = 0, name: str | None = None) -> Path:
     """A recipe for one planted task: the first `n_prompts` held-out examples (by default those the model
     gets right, i.e. whose top prediction is the target, as the task accuracies count it: a circuit
-    should explain a behaviour the model has) with target and contrast."""
+    should explain a behaviour the model has) with target and contrast, after the first `skip` of them
+    (`skip=8` gives a second prompt set that the first recipe does not contain)."""
     from interp.data.corpus import task_examples
 
     setup = load_setup(model_dir, mode=mode)
@@ -195,18 +196,21 @@ def write_task_recipe(task: str, model_dir: str | Path, out_path: str | Path, n_
         logits = setup.replacement.snapshot(tokens).logits[-1]
         if not only_correct or int(logits.argmax()) == setup.token_id(ex.target):
             chosen.append(ex)
-        if len(chosen) == n_prompts:
+        if len(chosen) == skip + n_prompts:
             break
+    chosen = chosen[skip:]
+    name = name or task
     model_dir = Path(model_dir)
 
     def q(text: str) -> str:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
+    which = f"examples {skip + 1}–{skip + n_prompts}" if skip else f"the first {n_prompts}"
     lines = [f"# Circuit recipe for the {task} task: run with `interp extract --recipe circuits/{Path(out_path).name} "
-             f"--out-dir circuits/{task}`.",
-             f"# Prompts: the first {n_prompts} held-out {task} examples whose top prediction is the target "
+             f"--out-dir circuits/{name}`.",
+             f"# Prompts: {which} of the held-out {task} examples whose top prediction is the target "
              "(interp.data.corpus.task_examples); the task metric is logit(target) - logit(contrast).",
-             f"name = {q(task)}", f"description = {q(f'{task} circuit on {model_dir.name}')}",
+             f"name = {q(name)}", f"description = {q(f'{task} circuit on {model_dir.name}')}",
              f"model = {q(model_dir.as_posix())}", f"transcoders = {q((model_dir / 'transcoders').as_posix())}",
              f"attn_saes = {q((model_dir / 'attn-saes').as_posix())}", f"mode = {q(mode)}",
              "node_threshold = 0.8", "edge_threshold = 0.98", "batch_size = 128", "seed = 0",
