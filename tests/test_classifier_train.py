@@ -162,11 +162,17 @@ def _one_line_error(code, out, err):
 def test_missing_dataset(run_cli, tmp_path, monkeypatch):
     monkeypatch.setattr(images_module, "DEBIAN_DIR", tmp_path / "no-debian")
     monkeypatch.delenv("INTERP_DATA_DIR", raising=False)
+    (tmp_path / "nothing-here").mkdir()           # a folder without the files
     code, out, err = run_cli("train", "classifier", "--dataset", "fashion-mnist", "--out", tmp_path / "m",
                              "--data-dir", tmp_path / "nothing-here")
     _one_line_error(code, out, err)
     assert "nothing-here" in err and "no-debian" in err and "apt-get install dataset-fashion-mnist" in err
     assert not (tmp_path / "m").exists()
+    # A --data-dir that does not exist is refused as such, not replaced by another copy of the data.
+    code, out, err = run_cli("train", "classifier", "--dataset", "fashion-mnist", "--out", tmp_path / "m",
+                             "--data-dir", tmp_path / "typo")
+    _one_line_error(code, out, err)
+    assert "typo is not a folder" in err
 
 
 def test_refuses_to_overwrite(trained, run_cli):

@@ -49,3 +49,17 @@ def test_bad_numbers_are_refused_by_the_parser_with_one_line(run_cli, tmp_path, 
     lines = err.strip().splitlines()
     assert code == 2 and out == "" and len(lines) == 1 and "error: argument --" in lines[0], err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["evaluate", "checkpoints/fmnist-relu", "--data-dir", "/nonexistent"], "is not a folder"),
+    (["relevance", "checkpoints/lm-bilinear", "--text", "  "], "empty prompt"),
+    (["relevance-eval", "checkpoints/fmnist-relu", "--pixels-per-step", "100000", "--n-images", "2"], "more than the 784"),
+])
+def test_values_that_were_accepted_silently_are_refused(run_cli, argv, says):
+    from conftest import ROOT
+
+    argv = [str(ROOT / a) if a.startswith("checkpoints/") else a for a in argv]
+    code, out, err = run_cli(*argv, "--quiet")
+    lines = err.strip().splitlines()
+    assert code == 2 and out == "" and len(lines) == 1 and says in lines[0], err

@@ -159,6 +159,9 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0) -> ImageDataset:
 
 
 def load_image_dataset(name: str, data_dir: str | Path | None = None) -> ImageDataset:
+    if data_dir is not None and not Path(data_dir).is_dir():
+        # A folder the user named and that is not there: say so rather than fall back to another copy.
+        raise InterpError(f"--data-dir {data_dir} is not a folder")
     if name == "fashion-mnist":
         return load_fashion_mnist(data_dir)
     if name == "digits":

@@ -116,6 +116,9 @@ def pixel_flipping(model: nn.Module, images: torch.Tensor, rules: RuleMap | str 
     """AOPC and mean flipping curves of DTD, gradient×input, gradient and random on `images`."""
     if steps < 1 or pixels_per_step < 1:
         raise InterpError("--steps and --pixels-per-step must be at least 1")
+    n_pixels = images[0].numel()
+    if pixels_per_step > n_pixels:
+        raise InterpError(f"--pixels-per-step {pixels_per_step} is more than the {n_pixels} pixels of an image")
     if len(images) == 0:
         raise InterpError("no images to evaluate on")
     if replacement not in REPLACEMENTS:

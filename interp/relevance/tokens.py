@@ -205,6 +205,8 @@ def prompt_relevance(lm, prompt: str, target: str | None = None) -> TokenRelevan
     """`token_relevance` of a prompt for a loaded LM (`interp.models.lm.LoadedLM`): the logit of the token
     `target` (default: the top prediction), tokens shown as the tokenizer's strings of exactly the ids analysed
     (a subword tokenizer's pieces, BOS first where it has one), `target` as its string."""
+    if not prompt or not prompt.strip():
+        raise InterpError("empty prompt: give --text with at least one word")
     tokens = lm.to_tokens(prompt)
     vocab = lm.tokenizer.vocab
     strings = [vocab[int(i)] for i in tokens[0]]
