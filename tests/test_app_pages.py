@@ -250,11 +250,26 @@ def test_circuits_saved_graph(circuits_roots):
 
 
 def test_circuits_ablation_changes_logits(circuits_roots):
+    import torch
+
+    from interp.graph.interventions import Intervention, intervene
+    from interp.graph.setup import load_setup
+
+    root, graph = circuits_roots
     at = run_page("2_Circuits.py")
     at.radio(key="ablation_mode").set_value("free").run()
     assert not at.exception
     change = next(c.value for c in at.caption if c.value.startswith("Largest logit change"))
-    assert float(change.split()[3].rstrip(";")) > 0
+    shown = float(change.split()[3].rstrip(";"))
+    # The same ablation through the library: the node the page shows, set to 0 in free mode.
+    node = next(n for n in graph["nodes"] if n["node_id"] == at.selectbox(key="node").value)
+    where = catalog.feature_node(node)
+    setup = load_setup(root / "checkpoints" / "tiny-lm")
+    result = intervene(setup.replacement, setup.encode(graph["metadata"]["prompt"]),
+                       [Intervention(where.kind, where.layer, where.pos, where.feature, 0.0)], mode="free")
+    expected = float((result.new_logits - result.clean_logits).abs().max())
+    assert expected > 1e-3 and shown == pytest.approx(expected, abs=6e-5)     # the caption rounds to 4 decimals
+    assert torch.isfinite(result.new_logits).all()
 
 
 def test_circuits_refuses_paths_outside_the_roots(circuits_roots):
