@@ -103,7 +103,7 @@ def test_intervene_reports_new_logits(run_cli, lm, ioi):
     prompt = ioi[0].prompt
     last = len(prompt.split())            # BOS first
     code, stdout, err = run_cli("intervene", "--model", lm, "--prompt", prompt, "--set", f"mlp:1:{last}:0=20",
-                                "--how", "free", "--json")
+                                "--ablation-mode", "free", "--json")
     assert code == 0, err
     res = json.loads(stdout)
     # Reference: the real model with feature 0's decoder row added (20 - its activation) times at layer 1's

@@ -97,7 +97,7 @@ def test_cli_exact_space_json(run_cli, folders, models):
 def test_cli_secret_and_other_model(run_cli, folders, tmp_path):
     page = tmp_path / "harmless.html"
     code, out, err = run_cli("harmless", folders["a"], "--secret", "5", "--other", folders["b"], "--n-images", "20",
-                             "--magnitude", "10", "--html", page, "--json")
+                             "--magnitude", "10", "--out-html", page, "--json")
     assert code == 0, err
     result = json.loads(out)
     assert result["html"] == str(page) and page.read_text().count("plotly-graph-div") >= 5
@@ -152,7 +152,7 @@ def test_cli_bad_input_one_line_exit_2(run_cli, folders, args, words):
 def test_cli_refuses_nan_and_out_of_range_magnitude_and_rtol(run_cli, folders, tmp_path, flag, value, wanted):
     """NaN or ∞ gave a δ of NaNs reported as `exact: true`; rtol ≥ 1 counted every direction as null."""
     out, html = tmp_path / "basis.safetensors", tmp_path / "page.html"
-    code, stdout, err = run_cli("harmless", folders["a"], flag, value, "--json", "--out", out, "--html", html)
+    code, stdout, err = run_cli("harmless", folders["a"], flag, value, "--json", "--out", out, "--out-html", html)
     assert code == 2 and stdout == "" and "Traceback" not in err
     lines = [line for line in err.strip().splitlines() if line]
     # Exactly one error line naming the flag.

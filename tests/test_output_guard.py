@@ -37,10 +37,10 @@ def _commands(lm, cnn, out):
     return [
         ["extract", "--model", lm, "--prompt", PROMPT, "--out", out, "--quiet"],
         ["harmless", cnn, "--out", out],
-        ["harmless", cnn, "--html", out],
+        ["harmless", cnn, "--out-html", out],
         ["eigen", CHECKPOINTS / "fmnist-bilinear", "--out-html", out],
         ["relevance", cnn, "--out", out],
-        ["relevance-eval", cnn, "--out", out],
+        ["relevance-eval", cnn, "--out-html", out],
     ]
 
 

@@ -120,11 +120,11 @@ def intervene_command(args: argparse.Namespace) -> dict[str, Any]:
     setup = load_setup(args.model, args.transcoders, args.attn_saes, args.mode, str(resolve_device(args.device)),
                        resolve_dtype(args.dtype), allow_mismatch=args.allow_mismatch)
     ivs = [Intervention(k, layer, pos, f, 0.0 if v is None else v) for k, layer, pos, f, v in args.set]
-    result = intervene(setup.replacement, setup.encode(args.prompt), ivs, mode=args.how)
+    result = intervene(setup.replacement, setup.encode(args.prompt), ivs, mode=args.ablation_mode)
     probs_before = torch.softmax(result.clean_logits, -1)
     probs_after = torch.softmax(result.new_logits, -1)
     top = probs_after.topk(min(5, len(setup.vocab)))
-    return {"mode": args.how, "interventions": result.interventions,
+    return {"mode": args.ablation_mode, "interventions": result.interventions,
             "top_before": {setup.vocab[i]: float(probs_before[i]) for i in probs_before.topk(5).indices.tolist()},
             "top_after": {setup.vocab[i]: float(p) for p, i in zip(top.values.tolist(), top.indices.tolist())},
             "max_logit_change": float((result.new_logits - result.clean_logits).abs().max())}
@@ -175,7 +175,7 @@ def register(cli) -> None:
     p.add_argument("--prompt", required=True)
     p.add_argument("--set", type=_intervention, action="append", required=True,
                    help="KIND:LAYER:POS:FEATURE[=VALUE] (value 0 = ablate); repeatable")
-    p.add_argument("--how", choices=["constrained", "replacement", "free"], default="constrained",
+    p.add_argument("--ablation-mode", choices=["constrained", "replacement", "free"], default="constrained",
                    help="constrained: the replacement model with attention patterns and normalisation frozen; replacement: "
                         "the replacement model run freely (errors at their clean values); free: the real model with "
                         "only the changed features' decoder contributions replaced (errors follow)")

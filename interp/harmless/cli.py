@@ -40,7 +40,7 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
     from interp.io import check_output_file, read_checkpoint_config, save_tensors
 
     check_output_file(args.out, args.force, "--out")
-    check_output_file(args.html, args.force, "--html")
+    check_output_file(args.html, args.force, "--out-html")
     from interp.models.hf import is_hf_folder
 
     # a Hugging Face model folder (config.json without "kind") is an LM folder: its transcoders/ and attn-saes/
@@ -55,7 +55,7 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
         from interp.harmless.lm import dictionaries_null_space_from_folder
 
         if args.secret is not None or args.other is not None or args.out is not None or args.html is not None:
-            raise InterpError("--secret, --other, --out and --html are for image classifiers, not dictionaries")
+            raise InterpError("--secret, --other, --out and --out-html are for image classifiers, not dictionaries")
         return dictionaries_null_space_from_folder(args.path, layer=args.layer, rtol=args.rtol,
                                                    magnitude=args.magnitude, seed=args.seed,
                                                    approx_dim=args.approx_dim).summary()
@@ -143,7 +143,7 @@ def register(cli: Any) -> None:
     p.add_argument("--n-images", type=positive_int, default=100, help="test images for --other (default 100)")
     p.add_argument("--out", type=Path, default=None,
                    help="save the basis (d_in × dimension; projector P = B Bᵀ) and singular values as safetensors")
-    p.add_argument("--html", type=Path, default=None,
+    p.add_argument("--out-html", dest="html", type=Path, default=None,
                    help="write the figures (logits, singular values, basis, hidden image) to one HTML page")
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.add_argument("--data-dir", type=Path, default=None, help="where Fashion-MNIST lies")

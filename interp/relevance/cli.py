@@ -49,6 +49,6 @@ def register(cli: Any) -> None:
                    help="what a flipped pixel becomes: zero (removed, default) or uniform noise")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--batch-size", type=positive_int, default=250)
-    p.add_argument("--out", type=Path, default=None, help="write the pixel-flipping curves: .html")
+    p.add_argument("--out-html", dest="out", type=Path, default=None, help="write the pixel-flipping curves (.html)")
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.add_argument("--data-dir", type=Path, default=None)

@@ -207,10 +207,10 @@ def relevance_eval_command(args: argparse.Namespace) -> dict[str, Any]:
 
     from interp.io import check_output_file
 
-    check_output_file(args.out, args.force, "--out")
+    check_output_file(args.out, args.force, "--out-html")
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     if args.out is not None and args.out.suffix.lower() != ".html":
-        raise InterpError(f"--out {args.out}: the flipping curves are written as .html")
+        raise InterpError(f"--out-html {args.out}: the flipping curves are written as .html")
     if args.n_images < 1 or args.batch_size < 1:
         raise InterpError("--n-images and --batch-size must be at least 1")
     rules = rule_map(args.rule_map)
