@@ -69,3 +69,28 @@ def save_tiny_lm(folder: Path, d_model: int = 16, n_layers: int = 2, n_ctx: int 
         write_json(folder / name / "config.json", {"kind": "dictionaries", "type": kind, "model": "..",
                                                    "layers": list(range(n_layers))})
     return folder
+
+
+def incoming_sums(rep, graph, snap) -> list[tuple[int, float, float]]:
+    """For every feature and logit node j: (j, Σ incoming edges + constant terms, its value recomputed from the
+    snapshot — the pre-activation `read · W_enc[:, f]`, or the demeaned logit before any soft cap). The graph
+    invariant says the two are equal; each test asserts it at its own tolerance."""
+    from interp.graph.attribution import constant_terms
+
+    const_logits, const_reads = constant_terms(rep, snap)
+    site = {(s.kind, s.layer): i for i, s in enumerate(rep.sites)}
+    out = []
+    for j, node in enumerate(graph.nodes):
+        if node.is_feature:
+            i = site[(node.kind, node.layer)]
+            w = rep.sites[i].W_enc[:, node.index]
+            const, value = float(const_reads[i][node.pos] @ w), float(snap.reads[i][node.pos] @ w)
+        elif node.kind == "logit":
+            d_vocab = rep.model.cfg.d_vocab
+            d = torch.full((d_vocab,), -1.0 / d_vocab, dtype=snap.linear_logits.dtype)
+            d[node.index] += 1.0
+            const, value = float(const_logits[-1] @ d), float(snap.linear_logits[-1] @ d)
+        else:
+            continue
+        out.append((j, float(graph.adjacency[j].sum()) + const, value))
+    return out

@@ -19,9 +19,9 @@ import yaml
 from safetensors.torch import save_file
 from sae_lens import SAE
 
-from graph_helpers import tiny_dictionaries, tiny_model
+from graph_helpers import incoming_sums, tiny_dictionaries, tiny_model
 from interp.errors import InterpError
-from interp.graph.attribution import attribute, constant_terms
+from interp.graph.attribution import attribute
 from interp.graph.replacement import ReplacementModel
 from interp.models.dictionaries import check_dictionaries_fit, describe_dictionaries, load_dictionaries
 from interp.models.dictionary_formats import DictionaryInfo, detect_layout
@@ -160,22 +160,9 @@ def assert_graph_invariant(rep):
     """For every logit and feature node: incoming edges + constant terms == its value (tests/test_graph_core.py)."""
     graph = attribute(rep, TOKENS, batch_size=16)
     snap = rep.snapshot(TOKENS)
-    const_logits, const_reads = constant_terms(rep, snap)
-    A = graph.adjacency
     checked = 0
-    for j, node in enumerate(graph.nodes):
-        if node.is_feature:
-            i = next(i for i, s in enumerate(rep.sites) if s.kind == node.kind and s.layer == node.layer)
-            const = float(const_reads[i][node.pos] @ rep.sites[i].W_enc[:, node.index])
-            actual = float(snap.reads[i][node.pos] @ rep.sites[i].W_enc[:, node.index])
-        elif node.kind == "logit":
-            direction = torch.full((rep.model.cfg.d_vocab,), -1.0 / rep.model.cfg.d_vocab, dtype=torch.float64)
-            direction[node.index] += 1.0
-            const = float(const_logits[-1] @ direction)
-            actual = float(snap.logits[-1] @ direction)
-        else:
-            continue
-        assert float(A[j].sum()) + const == pytest.approx(actual, rel=1e-4, abs=1e-8)
+    for j, total, value in incoming_sums(rep, graph, snap):
+        assert total == pytest.approx(value, rel=1e-4, abs=1e-8)
         checked += 1
     assert graph.n_logits >= 1 and checked == graph.n_features + graph.n_logits
     return graph

@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from graph_helpers import tiny_model
+from graph_helpers import incoming_sums, tiny_model
 from interp.errors import InterpError
-from interp.graph.attribution import attribute, constant_terms
+from interp.graph.attribution import attribute
 from interp.graph.replacement import ReplacementModel
 from interp.models.clt import CrossLayerTranscoder, is_clt_folder, load_clt, save_clt
 
@@ -100,17 +100,10 @@ def test_clt_graph_is_exact_and_edges_equal_measured_direct_effects(saved):
     logits, _, _ = rep.forward(snap)
     assert (logits[0] - snap.logits).abs().max() <= 1e-10
     # Incoming edges plus constants equal every target.
-    const_logits, const_reads = constant_terms(rep, snap)
-    for j, node in enumerate(graph.nodes):
-        if node.is_feature:
-            const = float(const_reads[node.layer][node.pos] @ rep.sites[node.layer].W_enc[:, node.index])
-        elif node.kind == "logit":
-            d = torch.full((model.cfg.d_vocab,), -1.0 / model.cfg.d_vocab, dtype=torch.float64)
-            d[node.index] += 1.0
-            const = float(const_logits[-1] @ d)
-        else:
-            continue
-        assert abs(float(graph.adjacency[j].sum()) + const - graph.target_values[j]) <= 1e-9 * max(1.0, abs(graph.target_values[j]))
+    sums = incoming_sums(rep, graph, snap)
+    for j, total, value in sums:
+        assert abs(total - value) <= 1e-9 * max(1.0, abs(value))
+    assert len(sums) == graph.n_features + graph.n_logits
     # A layer-0 feature's edge to the logit and to a layer-1 feature equals the measured change when it is zeroed
     # (its layer-0 and layer-1 decoders both carry it: the logit edge includes the cross-layer write).
     clean_logits, clean_read = _ct_reference_read(model, folder, snap, rep, None)

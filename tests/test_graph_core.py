@@ -6,12 +6,13 @@ import random
 
 import pytest
 import torch
-
 from graph_helpers import tiny_dictionaries, tiny_model
+
 from interp.errors import InterpError
 from interp.graph.attribution import attribute, constant_terms
+from interp.graph.influence import node_influence, normalize_rows
 from interp.graph.interventions import Intervention, intervene
-from interp.graph.prune import hierarchical_attribution, node_influence, normalize_rows, prune
+from interp.graph.prune import hierarchical_attribution, prune
 from interp.graph.replacement import ReplacementModel
 from interp.graph.scores import graph_scores
 

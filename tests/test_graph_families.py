@@ -9,9 +9,9 @@ import json
 import pytest
 import torch
 
-from graph_helpers import tiny_dictionaries
+from graph_helpers import incoming_sums, tiny_dictionaries
 from hf_helpers import FAMILIES, make_hf_folder
-from interp.graph.attribution import attribute, constant_terms
+from interp.graph.attribution import attribute
 from interp.graph.replacement import ReplacementModel
 from interp.models.hf import load_hf_lm
 
@@ -39,21 +39,11 @@ def test_replacement_reproduces_the_model_and_edges_plus_constants_equal_targets
     if name == "gemma2":   # the soft cap is active, so the graph's logits are the ones before it
         assert (snap.linear_logits - snap.logits).abs().max() > 0.1
     graph = attribute(rep, tokens, batch_size=32)
-    const_logits, const_reads = constant_terms(rep, snap)
-    site = {(s.kind, s.layer): i for i, s in enumerate(rep.sites)}
     checked = 0
-    for j, node in enumerate(graph.nodes):
-        if node.is_feature:
-            i = site[(node.kind, node.layer)]
-            const = float(const_reads[i][node.pos] @ rep.sites[i].W_enc[:, node.index])
-        elif node.kind == "logit":
-            d = torch.full((rep.model.cfg.d_vocab,), -1.0 / rep.model.cfg.d_vocab, dtype=torch.float64)
-            d[node.index] += 1.0
-            const = float(const_logits[-1] @ d)
-        else:
-            continue
+    for j, total, value in incoming_sums(rep, graph, snap):
         scale = max(1.0, float(graph.adjacency[j].abs().sum()))
-        assert abs(float(graph.adjacency[j].sum()) + const - graph.target_values[j]) <= 1e-9 * scale
+        assert abs(total - value) <= 1e-9 * scale
+        assert abs(value - graph.target_values[j]) <= 1e-12 * scale
         checked += 1
     assert checked == graph.n_features + graph.n_logits and graph.n_features > 20
 

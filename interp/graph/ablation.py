@@ -8,6 +8,7 @@ import torch
 
 from interp.graph.interventions import Intervention, intervene
 from interp.graph.pipeline import Extraction
+from interp.graph.prune import hierarchical_attribution
 from interp.graph.setup import Setup
 
 
@@ -32,8 +33,6 @@ def ablation_drops(setup: Setup, extraction: Extraction, target: int, contrast: 
     Random controls average `n_random` draws. Each is measured with the recipe's mode (suffix ""),
     and as "*_constrained" and "*_replacement" (see `interp.graph.interventions`).
     """
-    from interp.graph.prune import hierarchical_attribution
-
     graph, pruned = extraction.graph, extraction.pruned
     tokens = torch.tensor(graph.tokens)
     features = list(range(graph.n_features))

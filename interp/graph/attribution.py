@@ -289,11 +289,11 @@ class EdgeEngine:
 PRUNE_MEMORY_FACTOR = 9
 
 
-def estimate_memory(n_active: int, n_nodes: int, n_columns: int, n_logits: int, capped: bool,
+def estimate_memory(n_feature_rows: int, n_nodes: int, n_columns: int, n_logits: int, capped: bool,
                     itemsize: int = 4) -> int:
     """Bytes the graph needs beyond the model: the row buffer (capped) or the whole adjacency, then pruning."""
     adjacency = n_nodes * n_nodes * itemsize
-    build = (n_active + n_logits) * n_columns * itemsize if capped else 0
+    build = (n_feature_rows + n_logits) * n_columns * itemsize if capped else 0
     return max(build + adjacency, adjacency * PRUNE_MEMORY_FACTOR)
 
 

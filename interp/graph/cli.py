@@ -8,7 +8,11 @@ from typing import Any
 
 from interp.argtypes import fraction, memory_size, non_negative_int, positive_int
 from interp.errors import InterpError
-from interp.graph import DEFAULT_MAX_FEATURE_NODES, FEATURE_CORPUS_SEED, FEATURE_CORPUS_SEQUENCES
+from interp.graph import (
+    DEFAULT_MAX_FEATURE_NODES,
+    FEATURE_CORPUS_SEED,
+    FEATURE_CORPUS_SEQUENCES,
+)
 
 
 def _peak_rss_mb() -> float:

@@ -17,7 +17,8 @@ from interp.errors import InterpError
 from interp.graph import DEFAULT_MAX_FEATURE_NODES
 from interp.graph.attribution import AttributionGraph, attribute
 from interp.graph.export import export_graph
-from interp.graph.prune import Pruned, prune
+from interp.graph.influence import node_influence
+from interp.graph.prune import Pruned, hierarchical_attribution, prune
 from interp.graph.scores import GraphScores, graph_scores
 from interp.graph.setup import Setup
 
@@ -53,10 +54,9 @@ def extract(setup: Setup, prompt: str, target: str | None = None, contrast: tupl
     if pruning == "influence":
         pruned = prune(graph, node_threshold, edge_threshold)
     elif pruning == "hierarchical":
-        from interp.graph.prune import hierarchical_attribution
-
         pruned = hierarchical_attribution(graph, hierarchical_threshold)
-        pruned.influence = prune(graph, 1.0, 1.0).influence   # rank ablations by influence either way
+        # Ablations rank features by influence whichever pruning chose the nodes.
+        pruned.influence = node_influence(graph.adjacency, graph.logit_weight_vector())
     else:
         raise InterpError(f"unknown pruning {pruning!r}; choose influence or hierarchical")
     scores = graph_scores(graph)

@@ -16,7 +16,7 @@ import torch
 
 from interp.errors import InterpError
 from interp.graph.attribution import AttributionGraph
-from interp.graph.influence import edge_influence, influence, node_influence, normalize_rows  # noqa: F401
+from interp.graph.influence import edge_influence, node_influence
 
 
 def find_threshold(scores: torch.Tensor, threshold: float) -> torch.Tensor:

@@ -20,7 +20,11 @@ import torch
 from tqdm import tqdm
 
 from interp.errors import InterpError
-from interp.graph import DEFAULT_MAX_FEATURE_NODES, FEATURE_CORPUS_SEED, FEATURE_CORPUS_SEQUENCES
+from interp.graph import (
+    DEFAULT_MAX_FEATURE_NODES,
+    FEATURE_CORPUS_SEED,
+    FEATURE_CORPUS_SEQUENCES,
+)
 from interp.graph.ablation import ablation_drops
 from interp.graph.features import corpus_windows, write_feature_jsons
 from interp.graph.pipeline import extract

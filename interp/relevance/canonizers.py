@@ -14,6 +14,7 @@ Two kinds:
 
 from __future__ import annotations
 
+import abc
 from typing import Callable
 
 from torch import nn
@@ -43,11 +44,11 @@ def _join(parent: str, child: str) -> str:
     return f"{parent}.{child}" if parent and child else parent or child
 
 
-class Canonizer:
-    """Rewrites a list of (name, layer) into an equivalent one."""
+class Canonizer(abc.ABC):
+    """Rewrites a list of (name, layer) into an equivalent one; each canonizer says how."""
 
-    def apply(self, layers: Layers) -> Layers:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def apply(self, layers: Layers) -> Layers: ...
 
 
 class ExpandModules(Canonizer):
