@@ -14,7 +14,7 @@ $(VENV_STAMP): pyproject.toml
 	python3 -m venv .venv
 	# torch first, pinned to the CPU build on this machine's disk (a bare `torch` would pull CUDA).
 	.venv/bin/pip install -q torch==2.13.0
-	.venv/bin/pip install -q -e '.[test]'
+	.venv/bin/pip install -q -e '.[test,ray]'
 	touch $(VENV_STAMP)
 
 venv: $(VENV_STAMP)

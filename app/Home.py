@@ -26,6 +26,7 @@ st.page_link("pages/2_Circuits.py", label="Circuits — attribution graphs, feat
 st.page_link("pages/3_Bilinear_spectra.py", label="Bilinear spectra — eigenvalues, eigenvectors, truncation", icon=":material/show_chart:")
 st.page_link("pages/4_Relevance_maps.py", label="Relevance maps — deep Taylor decomposition and baselines", icon=":material/local_fire_department:")
 st.page_link("pages/5_Harmless_perturbations.py", label="Harmless perturbations — hide an image in the null space", icon=":material/visibility_off:")
+st.page_link("pages/6_Recipes.py", label="Recipes — each planted task's circuits, ablations and controls", icon=":material/science:")
 
 st.subheader("What this app may read")
 st.markdown("Only these folders (set others with `-- --checkpoints DIR --circuits DIR` when starting the app, "

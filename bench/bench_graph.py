@@ -1,6 +1,6 @@
 """Time and peak memory to build one attribution graph, batched vs a plain one-row-per-backward baseline.
 
-    nice -n 5 .venv/bin/python bench/bench_graph.py [--model checkpoints/lm-bilinear] [--tokens 32] [--repeats 2]
+    nice -n 5 .venv/bin/python bench/bench_graph.py [MODEL (default checkpoints/lm-bilinear)] [--tokens 32] [--repeats 2]
 
 Both variants build the same unpruned graph (all active features, top logits) for a 32-token prompt
 with the same code; the baseline computes each row of edges by its own backward pass (batch 1), the
@@ -53,8 +53,9 @@ def one(model: str, mode: str, n_tokens: int, batch_size: int, device: str) -> d
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=str(ROOT / "checkpoints" / "lm-bilinear"))
-    p.add_argument("--mode", default="full", choices=["full", "transcoder-only"])
+    # the interp command line's vocabulary: the model first and positional, --graph-mode
+    p.add_argument("model", metavar="MODEL", nargs="?", default=str(ROOT / "checkpoints" / "lm-bilinear"))
+    p.add_argument("--graph-mode", default="full", help="a mode of interp.graph.replacement.MODES")
     p.add_argument("--tokens", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=2)
@@ -62,12 +63,12 @@ def main() -> None:
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child is not None:
-        print(json.dumps(one(args.model, args.mode, args.tokens, args.child, args.device)))
+        print(json.dumps(one(args.model, args.graph_mode, args.tokens, args.child, args.device)))
         return
     runs: dict[str, list[dict]] = {"baseline": [], "batched": []}
     for _ in range(args.repeats):
         for name, bs in (("baseline", 1), ("batched", args.batch_size)):
-            cmd = [sys.executable, __file__, "--model", args.model, "--mode", args.mode, "--tokens", str(args.tokens),
+            cmd = [sys.executable, __file__, args.model, "--graph-mode", args.graph_mode, "--tokens", str(args.tokens),
                    "--device", args.device, "--child", str(bs)]
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)
             runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -76,7 +77,7 @@ def main() -> None:
     mem = {k: statistics.median(r["peak_rss_growth_mb"] for r in v) for k, v in runs.items()}
     same = abs(runs["baseline"][0]["checksum"] - runs["batched"][0]["checksum"]) <= 1e-4 * runs["batched"][0]["checksum"]
     print(json.dumps({
-        "model": args.model, "mode": args.mode, "tokens": args.tokens, "batch_size": args.batch_size,
+        "model": args.model, "graph_mode": args.graph_mode, "tokens": args.tokens, "batch_size": args.batch_size,
         "device": args.device, "n_features": runs["batched"][0]["n_features"],
         "baseline_seconds": med["baseline"], "batched_seconds": med["batched"],
         "speedup": med["baseline"] / med["batched"],

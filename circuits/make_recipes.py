@@ -1,7 +1,7 @@
 """Write circuits/{induction,ioi,brackets}.toml for the shipped bilinear LM, and a second, held-out prompt set per
 task (circuits/<task>-heldout.toml: the next 8 examples the model gets right, which the first recipe does not contain).
 
-    .venv/bin/python circuits/make_recipes.py [--model checkpoints/lm-bilinear] [--n 8]
+    .venv/bin/python circuits/make_recipes.py [MODEL (default checkpoints/lm-bilinear)] [--n 8]
 """
 
 import argparse
@@ -15,7 +15,8 @@ from interp.graph.recipes import write_task_recipe  # noqa: E402
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="checkpoints/lm-bilinear")
+    # the interp command line's vocabulary: the model first and positional
+    p.add_argument("model", metavar="MODEL", nargs="?", default="checkpoints/lm-bilinear")
     p.add_argument("--n", type=int, default=8)
     args = p.parse_args()
     for task in ("induction", "ioi", "brackets"):

@@ -53,6 +53,14 @@ fraction = bounded(float, 0, 1)                       # thresholds in [0, 1]
 open_fraction = bounded(float, 0, 1, low_open=True, high_open=True)   # e.g. an rtol in (0, 1)
 
 
+def contrast_pair(text: str) -> tuple[str, str]:
+    """--contrast A,B (every command spells a contrast so): the two non-empty sides, stripped."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise argparse.ArgumentTypeError(f"want two names separated by a comma (A,B), got {text!r}")
+    return parts[0], parts[1]
+
+
 _UNITS = {"": 1, "b": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
 
 

@@ -270,6 +270,25 @@ def checkpoint_table(checkpoints: Sequence[CheckpointInfo]) -> list[dict[str, An
     return table
 
 
+KIND_TITLES = {"classifier": "Image classifiers", "lm": "Language models", "hf": "Hugging Face models",
+               "dictionaries": "Dictionaries (transcoders, attention SAEs)", "clt": "Cross-layer transcoders"}
+
+
+def checkpoint_tables(checkpoints: Sequence[CheckpointInfo]) -> dict[str, list[dict[str, Any]]]:
+    """`checkpoint_table` split by kind (in `KIND_TITLES` order, others after), each table with only the columns
+    some checkpoint of that kind fills: one table of every kind would be mostly empty cells."""
+    rows = checkpoint_table(checkpoints)
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for c, row in zip(checkpoints, rows):
+        tables.setdefault(c.kind, []).append(row)
+    order = [k for k in KIND_TITLES if k in tables] + sorted(k for k in tables if k not in KIND_TITLES)
+    out = {}
+    for kind in order:
+        columns = list(dict.fromkeys(key for row in tables[kind] for key in row if key != "kind"))
+        out[kind] = [{key: row.get(key) for key in columns} for row in tables[kind]]
+    return out
+
+
 # ---- reading a graph JSON for display (our export or any circuit-tracer / Neuronpedia one) ------------
 
 def node_links(data: Mapping[str, Any], node_id: str, k: int = 10) -> tuple[list[dict], list[dict]]:
@@ -340,3 +359,94 @@ def task_metrics(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         if isinstance(tasks, Mapping):
             return {str(k): dict(v) for k, v in tasks.items() if isinstance(v, Mapping)}
     return {}
+
+
+def feature_cards(graph_path: Path, data: Mapping[str, Any], root: Path | None = None,
+                  node_ids: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The feature JSONs saved beside a graph, by node id, for its dictionary-feature nodes (or only
+    `node_ids`); files missing, unreadable or (when `root` is given) outside `root` are skipped."""
+    wanted = set(node_ids) if node_ids is not None else None
+    cards: dict[str, dict[str, Any]] = {}
+    read: dict[Path, dict[str, Any] | None] = {}
+    for node in data["nodes"]:
+        if feature_node(node) is None or (wanted is not None and node["node_id"] not in wanted):
+            continue
+        path = feature_file(graph_path, data, node)
+        if path is None:
+            continue
+        if root is not None and regular_file_inside(path, root) is None:
+            continue
+        if path not in read:
+            read[path] = _read_json_dict(path)
+        if read[path] is not None:
+            cards[node["node_id"]] = read[path]
+    return cards
+
+
+# ---- recipe summaries (what `interp extract --recipe` writes beside its graphs) ---------------------------
+
+@dataclasses.dataclass
+class RecipeSummary:
+    """One recipe's `summary.json` under a circuits root, and the graphs it lists (by their listing name)."""
+
+    name: str
+    path: Path
+    summary: dict[str, Any]
+    graphs: list[tuple[str, str]]   # (graph name as in `list_graphs`, prompt)
+
+
+def list_recipes(roots: Roots) -> list[RecipeSummary]:
+    """Every `*/summary.json` holding a "recipe" under the circuits roots, sorted by name, with the graphs
+    beside it (`<slug>.json` for each prompt it summarises)."""
+    found = []
+    for root in roots.circuits:
+        if not root.is_dir():
+            continue
+        for path in sorted(root.glob("*/summary.json")):
+            resolved = regular_file_inside(path, root)
+            summary = _read_json_dict(resolved) if resolved is not None else None
+            if summary is None or "recipe" not in summary:
+                continue
+            graphs = []
+            for p in summary.get("prompts") or []:
+                if not isinstance(p, Mapping) or not p.get("slug"):
+                    continue
+                graph = path.parent / f"{p['slug']}.json"
+                if regular_file_inside(graph, root) is not None:
+                    graphs.append((str(graph.relative_to(root)), str(p.get("prompt", ""))))
+            found.append(RecipeSummary(str(path.parent.relative_to(root)), path, summary, graphs))
+    return sorted(found, key=lambda r: r.name)
+
+
+RECIPE_MEASURES = (("top10_ablation_drop", "top-10 features"), ("top10_attribution_ablation_drop", "top-10 by attribution"),
+                   ("top10_unsigned_ablation_drop", "top-10 unsigned"), ("random10_ablation_drop", "random 10 (control)"),
+                   ("random10_same_positions_ablation_drop", "random 10 at the same positions (control)"),
+                   ("random10_pruned_ablation_drop", "random 10 in the pruned graph (control)"))
+
+
+def recipe_table(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The mean metric drop of each ablation (rows) in each recompute mode the summary holds (columns)."""
+    modes = [(str(summary.get("ablation_mode") or "free"), summary)]
+    modes += [(m, summary[m]) for m in ("constrained", "replacement") if isinstance(summary.get(m), Mapping)]
+    rows = []
+    for key, label in RECIPE_MEASURES:
+        row: dict[str, Any] = {"ablation": label}
+        for mode, values in modes:
+            value = values.get(key)
+            row[mode] = float(value) if isinstance(value, (int, float)) else None
+        if any(v is not None for k, v in row.items() if k != "ablation"):
+            rows.append(row)
+    return rows
+
+
+def recipe_prompt_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per prompt of a recipe summary: its prompt, target, clean metric and the drops of the top-10
+    ablation and of the random control."""
+    rows = []
+    for p in summary.get("prompts") or []:
+        if not isinstance(p, Mapping):
+            continue
+        rows.append({"graph": p.get("slug"), "prompt": p.get("prompt"), "target": p.get("target"),
+                     "contrast": p.get("contrast"), "clean metric": p.get("metric_clean"),
+                     "top-10 drop": p.get("top_drop"), "random-10 drop": p.get("random_drop")})
+    return rows

@@ -23,6 +23,7 @@ AREAS = [
     "interp.train.cli",
     "interp.bilinear.cli",
     "interp.graph.cli",
+    "interp.graph.features_cli",
     "interp.relevance.cli",
     "interp.harmless.cli",
 ]
@@ -32,7 +33,15 @@ Evaluator = Callable[[Path, argparse.Namespace], dict[str, Any]]
 
 
 class _Parser(argparse.ArgumentParser):
-    """Bad flags exit 2 with one line naming the problem (argparse would print its usage first)."""
+    """Bad flags exit 2 with one line naming the problem (argparse would print its usage first).
+
+    Flags are taken only as spelt in full: argparse would also accept any unambiguous prefix (`--out` for
+    `--out-html`, `--graph` for `--graph-mode`), a second spelling of every flag that would change meaning
+    as soon as a command gains a flag with the same prefix."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -61,7 +70,8 @@ class CLI:
         evaluate = add_common(self.commands.add_parser(
             "evaluate", help="recompute the metrics of a checkpoint folder (classifier, LM or dictionaries), or "
                              "measure an LM's loss on a text (--text; Hugging Face model folders too)"))
-        evaluate.add_argument("path", type=Path, help="checkpoint folder or Hugging Face model folder")
+        evaluate.add_argument("model", metavar="MODEL", type=Path,
+                              help="checkpoint folder (classifier, LM, dictionaries or CLT) or Hugging Face model folder")
         evaluate.add_argument("--data-dir", type=Path, default=None, help="where the dataset lies (image models)")
         evaluate.add_argument("--text", type=Path, default=None,
                               help="a UTF-8 text file: report the LM's mean next-token cross-entropy on it")
@@ -84,10 +94,10 @@ class CLI:
         from interp.io import read_checkpoint_config
         from interp.models.hf import is_hf_folder
 
-        kind = "hf" if is_hf_folder(args.path) else read_checkpoint_config(args.path)["kind"]
+        kind = "hf" if is_hf_folder(args.model) else read_checkpoint_config(args.model)["kind"]
         if kind not in self.evaluators:
-            raise InterpError(f"{args.path} is a {kind!r} checkpoint, which `interp evaluate` cannot evaluate")
-        return self.evaluators[kind](args.path, args)
+            raise InterpError(f"{args.model} is a {kind!r} checkpoint, which `interp evaluate` cannot evaluate")
+        return self.evaluators[kind](args.model, args)
 
 
 def build_cli() -> CLI:

@@ -48,15 +48,18 @@ def test_home_counts_and_links(project_roots):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Checkpoints"] == str(len(catalog.list_checkpoints(catalog.roots_from([], environ={}))))
     assert "Saved graphs" in metrics
-    assert len(at.get("page_link")) == 5
+    assert len(at.get("page_link")) == 6
 
 
 def test_models_lists_every_shipped_checkpoint(project_roots):
     at = run_page("1_Models.py")
     names = [c.name for c in catalog.list_checkpoints(catalog.roots_from([], environ={}))]
     assert names, "no checkpoint shipped under checkpoints/"
-    table = at.dataframe[0].value
-    assert list(table["name"]) == names
+    listed = [name for table in at.dataframe for name in table.value["name"]]
+    assert sorted(listed) == sorted(names)
+    # One table per kind, none with an empty column.
+    for table in at.dataframe:
+        assert all(table.value[column].notna().any() for column in table.value.columns)
     assert at.selectbox(key="checkpoint").options == names
     assert len(at.json) >= 2  # config and metrics
     if shipped("classifier"):
@@ -168,6 +171,13 @@ def test_bilinear_spectra_page(digits_roots):
     at.slider(key="n_vectors").set_value(3).run()
     assert not at.exception
     assert len(plotly_charts(at)) == 4
+    # A class minus itself is the zero direction: said so, and no empty spectrum or λ = 0 images.
+    at.selectbox(key="class_b").select(at.selectbox(key="class_a").value).run()
+    assert not at.exception
+    assert any("is the zero direction" in i.value for i in at.info)
+    assert len(plotly_charts(at)) == 2  # truncation and per-class spectra only
+    heat = json.loads(plotly_charts(at)[1].proto.spec)["data"][0]
+    assert heat["type"] == "heatmap"
 
 
 @pytest.mark.parametrize("name, charts", [("digits-bilinear", 3), ("digits-cnn", 2), ("digits-relu", 2)])
@@ -232,7 +242,9 @@ def test_circuits_saved_graph(circuits_roots):
     assert first["feature_type"] in ("cross layer transcoder", "attention sae feature")
     assert any("Top logits" in m.value for m in at.markdown)
     charts = plotly_charts(at)
-    assert len(charts) == 3  # graph, activation histogram, ablation
+    assert len(charts) == 2  # graph, activation histogram (the ablation is on demand)
+    at.radio(key="ablation_mode").set_value("constrained").run()
+    assert len(plotly_charts(at)) == 3  # and the ablation
     # Inputs and outputs of the node, from the graph's links.
     incoming = [e for e in graph["links"] if e["target"] == first["node_id"]]
     assert len(at.dataframe[0].value) == min(10, len(incoming))
@@ -291,9 +303,11 @@ def test_circuits_live_extraction(circuits_roots):
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert int(metrics["Nodes shown"]) > 0
-    assert any(c.value.startswith("Node colour") and "replacement score" in c.value for c in at.caption)
+    assert any(c.value.startswith("Size: influence") and "replacement score" in c.value for c in at.caption)
     # A feature card computed live from the corpus, and the ablation chart.
     assert any("Top logits" in m.value for m in at.markdown)
+    assert len(plotly_charts(at)) == 2
+    at.radio(key="ablation_mode").set_value("free").run()
     assert len(plotly_charts(at)) == 3
 
 
@@ -310,9 +324,10 @@ def test_harmless_page_exact_space_keeps_logits(digits_roots):
     assert int(metrics["Harmless dimension"]) == 64 - int(at.metric[0].help.split("rank ")[1].rstrip(")"))
     prediction = next(m for m in at.metric if m.label == "Prediction after")
     assert prediction.delta == "unchanged"
+    assert type(prediction.proto).MetricDirection.Name(prediction.proto.direction) == "NONE"  # no arrow
     max_logit = float(at.metric[1].help.split("= ")[1])
     assert float(metrics["Max |Δlogit|"]) <= 1e-4 * max_logit
-    assert float(metrics["Secret recovered (cosine)"]) > 0.99
+    assert float(metrics["Perturbation recovered (cosine)"]) > 0.99
 
 
 def test_harmless_page_relu_pattern_and_approximate_spaces(digits_roots):
@@ -389,7 +404,7 @@ def test_circuits_live_modes_are_the_engines_and_each_extracts(circuits_roots):
         assert not at.exception, [e.message for e in at.exception]
         assert not at.error, [e.value for e in at.error]
         assert int({m.label: m.value for m in at.metric}["Nodes shown"]) > 0
-        assert len(plotly_charts(at)) == 3  # graph, live feature card, ablation
+        assert len(plotly_charts(at)) == 2  # graph, live feature card (the ablation is on demand)
 
 
 def test_circuits_graph_with_a_node_past_the_prompt_shows_an_error(monkeypatch, tiny_circuits, tmp_path):
@@ -503,3 +518,131 @@ def test_token_relevance_page_on_a_hugging_face_folder(monkeypatch, hf_root):
     assert abs(metrics["Σ token relevance"] + metrics["Constant (positions, biases)"]
                - metrics["Explained logit"]) <= 2e-3
     assert "frozen at its ratio" in at.caption[-1].value
+
+
+# ---- the circuit viewer (issue 16): labels, paths, pins and supernodes saved into the graph, links from
+# the Recipes page, live thresholds, a missing path.
+
+def figure_of(chart):
+    import plotly.graph_objects as go
+
+    return go.Figure(json.loads(chart.proto.spec))
+
+
+@pytest.fixture
+def writable_circuits(monkeypatch, tiny_circuits, tmp_path):
+    """The tiny graph and its feature JSONs copied to a circuits root of this test only (the page writes it)."""
+    import shutil
+
+    root, graph = tiny_circuits
+    shutil.copytree(root / "circuits", tmp_path / "circuits")
+    monkeypatch.setenv(catalog.ENV_CHECKPOINTS, str(root / "checkpoints"))
+    monkeypatch.setenv(catalog.ENV_CIRCUITS, str(tmp_path / "circuits"))
+    return tmp_path / "circuits" / "tiny" / "tiny-00.json", graph
+
+
+def test_circuits_graph_has_no_overlaps_labels_and_paths(circuits_roots):
+    from interp.graph.view import top_paths
+    from interp.viz.graph import marker_overlaps
+
+    root, graph = circuits_roots
+    at = run_page("2_Circuits.py")
+    fig = figure_of(plotly_charts(at)[0])
+    assert marker_overlaps(fig) == []
+    assert list(fig.layout.xaxis.ticktext) == graph["metadata"]["prompt_tokens"]
+    # Every feature node carries a label (from its feature card) in its hover text.
+    hovers = {i: h for t in fig.data if t.mode == "markers" for i, h in zip(t.customdata, t.hovertext)}
+    features = [n["node_id"] for n in graph["nodes"] if catalog.feature_node(n) is not None]
+    assert features and all(hovers[i].startswith("<b>") for i in features if i in hovers)
+    # The selected node: the box, the heading and the ringed marker name the same node.
+    selected = at.selectbox(key="node").value
+    assert any(h.value.startswith(f"Node {selected} — ") for h in at.subheader)
+    ringed = [i for t in fig.data if t.mode == "markers" for i, w in zip(t.customdata, t.marker.line.width) if w > 1]
+    assert ringed == [selected]
+    # Its top paths, as the library finds them.
+    upstream = at.dataframe[2].value
+    expected = top_paths(graph, selected, "upstream", k=5)
+    assert list(upstream["nodes"]) == [" → ".join(p.nodes) for p in expected]
+
+
+def test_circuits_pin_group_label_survive_save_and_reload(writable_circuits):
+    path, graph = writable_circuits
+    at = run_page("2_Circuits.py")
+    first = at.selectbox(key="node").value
+    at.button(key="pin_toggle").click().run()
+    assert at.multiselect(key="pinned_ids").value == [first]
+    second = next(i for i in catalog.node_order(graph["nodes"]) if i != first)
+    at.multiselect(key="pinned_ids").select(second).run()
+    at.multiselect(key="group_members").select(first).select(second).run()
+    at.text_input(key="group_name").input("pair").run()
+    at.button(key="group").click().run()
+    assert not at.exception and not at.error
+    assert any(m.value.startswith("**pair**") for m in at.markdown)
+    assert len(plotly_charts(at)) == 3  # graph, histogram, pinned subgraph
+    sub = figure_of(plotly_charts(at)[2])
+    assert [i for t in sub.data if t.mode == "markers" for i in t.customdata] == ["supernode:pair"]
+    at.text_input(key=f"label::{first}").input("my label").run()
+    at.button(key="save_graph").click().run()
+    assert not at.exception and any("Saved into tiny-00.json" in m.value for m in at.success)
+    saved = json.loads(path.read_text())
+    assert saved["qParams"]["pinnedIds"] == [first, second]
+    assert saved["qParams"]["supernodes"] == [["pair", first, second]]
+    assert next(n for n in saved["nodes"] if n["node_id"] == first)["clerp"] == "my label"
+    # A new session opens the graph as it was left.
+    again = run_page("2_Circuits.py")
+    assert again.multiselect(key="pinned_ids").value == [first, second]
+    assert any(m.value.startswith("**pair**") for m in again.markdown)
+    assert "my label" in again.selectbox(key="node").format_func(first)
+
+
+def test_circuits_opens_the_graph_a_link_names(circuits_roots, tmp_path):
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT)
+    at.switch_page("pages/2_Circuits.py")
+    at.query_params["graph"] = "tiny/tiny-00.json"
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="graph").value.startswith("tiny/tiny-00.json")
+
+
+def test_circuits_missing_graph_path_is_one_error_line(circuits_roots):
+    root, _ = circuits_roots
+    at = run_page("2_Circuits.py")
+    at.text_input(key="graph_path").input(str(root / "circuits" / "tiny" / "nope.json")).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [f"no graph file at {root / 'circuits' / 'tiny' / 'nope.json'}"]
+
+
+def test_circuits_live_mode_starts_at_extraction_thresholds(circuits_roots):
+    at = run_page("2_Circuits.py")
+    assert (at.slider(key="node_threshold").value, at.slider(key="edge_threshold").value) == (1.0, 1.0)
+    saved_labels = [at.slider(key="node_threshold").label, at.slider(key="edge_threshold").label]
+    at.radio(key="source").set_value("extract live").run()
+    assert not at.exception
+    assert (at.slider(key="live_node_threshold").value, at.slider(key="live_edge_threshold").value) == (0.8, 0.98)
+    # One pruning rule, one name for each threshold in both modes.
+    assert [at.slider(key="live_node_threshold").label, at.slider(key="live_edge_threshold").label] == saved_labels
+
+
+def test_recipes_page_summarises_and_links_each_graph(project_roots):
+    recipes = catalog.list_recipes(catalog.roots_from([], environ={}))
+    if not recipes:
+        pytest.skip("no recipe summary shipped")
+    at = run_page("6_Recipes.py")
+    overview = at.dataframe[0].value
+    assert list(overview["recipe"]) == [r.name for r in recipes]
+    first = recipes[0]
+    assert overview["top-10 drop"][0] == pytest.approx(first.summary["top10_ablation_drop"])
+    assert [m.label for m in at.metric] == ["Top-10 drop", "Random-10 drop (control)", "Replacement score",
+                                            "Completeness score"]
+    ablations = at.dataframe[1].value
+    assert list(ablations["ablation"])[0] == "top-10 features" and "constrained" in ablations
+    links = at.get("page_link")
+    assert [link.proto.query_string for link in links] == [
+        "graph=" + name.replace("/", "%2F") for name, _ in first.graphs]
+    assert all(link.proto.page == "Circuits" for link in links)
+
+
+def test_recipes_page_without_summaries_says_so(monkeypatch, tmp_path):
+    monkeypatch.setenv(catalog.ENV_CIRCUITS, str(tmp_path))
+    at = run_page("6_Recipes.py")
+    assert any("No recipe summary" in i.value for i in at.info)

@@ -121,7 +121,7 @@ def test_read_bilinear_mlp_is_what_the_command_prints(run_cli, layer, output, in
     from interp.models.lm import load_lm
 
     code, out, err = run_cli("bilinear-lm", LM_BILINEAR, "--layer", layer, "--output", output, "--inputs", inputs,
-                             "--dictionaries", LM_BILINEAR / "transcoders", "--top", "7", "--heads", "--json")
+                             "--transcoders", LM_BILINEAR / "transcoders", "--top", "7", "--heads", "--json")
     assert code == 0, err
     printed = json.loads(out)
     loaded = load_lm(LM_BILINEAR)

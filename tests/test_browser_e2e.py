@@ -4,6 +4,7 @@ every page with Selenium — select things, move sliders, and save a screenshot 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -42,7 +43,16 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
+def circuits_copy():
+    """The shipped circuits/ copied: the Circuits test saves pins and supernodes into a graph file."""
+    folder = Path(tempfile.mkdtemp(prefix="interp-circuits-"))
+    shutil.copytree(ROOT / "circuits", folder / "circuits")
+    yield folder / "circuits"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server(circuits_copy):
     port = free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(ARTIFACTS / "streamlit.log", "w")
@@ -50,7 +60,9 @@ def server():
     proc = subprocess.Popen(
         [str(streamlit), "run", "app/Home.py", "--server.address", "127.0.0.1", "--server.port", str(port),
          "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "INTERP_CIRCUITS": str(circuits_copy),
+             "INTERP_CHECKPOINTS": str(ROOT / "checkpoints")})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + PAGE_TIMEOUT
@@ -81,7 +93,7 @@ def browser():
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1500,2400"):
+                 "--disable-dev-shm-usage", "--window-size=1400,1000"):
         options.add_argument(flag)
     profile = tempfile.mkdtemp(prefix="interp-chromium-")
     options.add_argument(f"--user-data-dir={profile}")
@@ -131,10 +143,35 @@ def screenshot(driver, name: str) -> Path:
     return path
 
 
-def open_page(driver, url: str) -> None:
+# Seconds from asking for a page to its script having finished and every element drawn, per page,
+# written to test-artifacts/browser/page_times.json (the first visit of each page in this server).
+PAGE_TIMES: dict[str, float] = {}
+
+
+def open_page(driver, url: str) -> float:
+    start = time.perf_counter()
     driver.get(url)
     wait_for(driver, '[data-testid="stApp"]')
-    wait_idle(driver)
+    wait_idle(driver, settle=0.2)
+    seconds = time.perf_counter() - start
+    name = url.rstrip("/").rsplit("/", 1)[-1] if url.count("/") > 2 else "Home"
+    if name not in PAGE_TIMES:
+        PAGE_TIMES[name] = round(seconds, 2)
+        (ARTIFACTS / "page_times.json").write_text(json.dumps(PAGE_TIMES, indent=1))
+    return seconds
+
+
+def full_page_screenshot(driver, name: str, width: int = 1400) -> Path:
+    """A screenshot of the whole page at `width` px (the window grown to the page's height)."""
+    driver.set_window_size(width, 1000)
+    wait_idle(driver, settle=0.3)
+    height = driver.execute_script(
+        "const m = document.querySelector('[data-testid=\"stMain\"]'); return Math.max(1000, m ? m.scrollHeight + 80 : 1000);")
+    driver.set_window_size(width, min(int(height), 6000))
+    time.sleep(0.8)
+    path = screenshot(driver, name)
+    driver.set_window_size(1400, 1000)
+    return path
 
 
 def assert_no_exception(driver) -> None:
@@ -242,10 +279,11 @@ def test_home_lists_pages(server, browser):
     open_page(browser, server)
     assert_no_exception(browser)
     nav = " ".join(texts(browser, '[data-testid="stSidebarNav"]'))
-    for page in ("Models", "Circuits", "Bilinear spectra", "Relevance maps", "Harmless perturbations"):
+    for page in ("Models", "Circuits", "Bilinear spectra", "Relevance maps", "Harmless perturbations", "Recipes"):
         assert page in nav
     assert "Checkpoints" in " ".join(texts(browser, '[data-testid="stMetric"]'))
-    screenshot(browser, "0_home")
+    full_page_screenshot(browser, "0_home")
+    full_page_screenshot(browser, "0_home_900", width=900)
 
 
 def test_models_page(server, browser):
@@ -258,7 +296,8 @@ def test_models_page(server, browser):
     # Choose the last checkpoint and check its path is shown beneath.
     choose(browser, "Checkpoint", names[-1])
     assert any(t.endswith(f"checkpoints/{names[-1]}") for t in texts(browser, '[data-testid="stCaptionContainer"]'))
-    screenshot(browser, "1_models")
+    full_page_screenshot(browser, "1_models")
+    full_page_screenshot(browser, "1_models_900", width=900)
 
 
 def test_circuits_page_select_node_and_threshold(server, browser):
@@ -272,10 +311,10 @@ def test_circuits_page_select_node_and_threshold(server, browser):
     assert selectbox_value(browser, "Selected node").startswith(node_id + " ")
     heading = " ".join(texts(browser, "h2, h3"))
     assert f"Node {node_id}" in heading
-    wait_for(browser, '[data-testid="stPlotlyChart"]', count=3)  # graph, activation histogram, ablation
+    wait_for(browser, '[data-testid="stPlotlyChart"]', count=2)  # graph, activation histogram
     body = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
     assert "Top activating contexts" in body and "Top logits" in body and "Strongest inputs" in body
-    assert "Next-token logits before and after" in body or n_charts(browser) >= 3
+    assert "Ablate this feature" in body
     screenshot(browser, "2_circuits_node")
     # A lower node threshold shows fewer nodes.
     before = int(metric_value(browser, "Nodes shown"))
@@ -284,6 +323,137 @@ def test_circuits_page_select_node_and_threshold(server, browser):
     assert float(slider_value(browser, "Node threshold")) < 1.0
     assert int(metric_value(browser, "Nodes shown")) < before
     screenshot(browser, "2_circuits_threshold")
+
+
+OVERLAPS_JS = """
+const plot = arguments[0];
+const traces = plot.querySelectorAll('.scatterlayer .trace');
+const marks = [];
+plot.data.forEach((t, i) => {
+  if (t.mode !== 'markers') return;
+  traces[i].querySelectorAll('path.point').forEach(p => {
+    const r = p.getBoundingClientRect();
+    if (r.width > 0) marks.push([r.x + r.width / 2, r.y + r.height / 2, r.width / 2]);
+  });
+});
+let clashes = 0;
+for (let a = 0; a < marks.length; a++) for (let b = a + 1; b < marks.length; b++) {
+  const [xa, ya, ra] = marks[a], [xb, yb, rb] = marks[b];
+  if (Math.hypot(xa - xb, ya - yb) < ra + rb - 1) clashes++;
+}
+return [marks.length, clashes];
+"""
+
+
+def button(driver, text: str):
+    found = [b for b in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stButton"] button') if b.text.strip() == text]
+    assert found, f"no button {text!r}"
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", found[0])
+    return found[0]
+
+
+def driver_scroll(driver, element) -> None:
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+
+
+def multiselect_text(driver, label: str) -> str:
+    """The text of the multiselect labelled `label`: its label and the chips of what is selected."""
+    box = next(b for b in wait_for(driver, '[data-testid="stMultiSelect"]') if label in b.text)
+    return box.text
+
+
+def multiselect_pick(driver, label: str, option: str) -> None:
+    box = next(b for b in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMultiSelect"]') if label in b.text)
+    field = box.find_element(By.CSS_SELECTOR, "input")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", field)
+    field.click()
+    field.send_keys(option)
+    field.send_keys(Keys.ENTER)
+    field.send_keys(Keys.ESCAPE)
+    wait_idle(driver)
+
+
+def test_circuits_viewer_layout_labels_pins_and_supernodes(server, browser, circuits_copy):
+    open_page(browser, server + "/Circuits")
+    assert_no_exception(browser)
+    plot = wait_for(browser, ".js-plotly-plot")[0]
+    n_markers, clashes = browser.execute_script(OVERLAPS_JS, plot)
+    assert n_markers > 10 and clashes == 0, f"{clashes} overlapping node markers among {n_markers}"
+    # Every feature marker carries a label in its hover text.
+    hovers = browser.execute_script(
+        "return arguments[0].data.filter(t => t.mode === 'markers' && "
+        "['cross layer transcoder', 'attention sae feature'].includes(t.name)).flatMap(t => t.hovertext);", plot)
+    assert hovers and all(h.startswith("<b>") for h in hovers)
+    # Pin two feature nodes (one clicked in the graph, one picked by id), group them, save, and reopen the page.
+    first = click_graph_node(browser, ["cross layer transcoder", "attention sae feature"])
+    assert selectbox_value(browser, "Selected node").startswith(first + " ")
+    button(browser, "Pin").click()
+    wait_idle(browser)
+    drawn = browser.execute_script("return arguments[0].data.filter(t => t.mode === 'markers')"
+                                   ".flatMap(t => t.customdata);", wait_for(browser, ".js-plotly-plot")[0])
+    features = browser.execute_script(
+        "return arguments[0].data.filter(t => t.mode === 'markers' && "
+        "['cross layer transcoder', 'attention sae feature'].includes(t.name)).flatMap(t => t.customdata);",
+        wait_for(browser, ".js-plotly-plot")[0])
+    # One whose id is inside no other id, so that typing it picks it alone.
+    second = next(i for i in features if i != first and i not in first and first not in i
+                  and not any(i in other for other in drawn if other != i))
+    choose(browser, "Selected node", second)
+    assert selectbox_value(browser, "Selected node").startswith(second + " ")
+    button(browser, "Pin").click()
+    wait_idle(browser)
+    assert_no_exception(browser)
+    pinned_box = multiselect_text(browser, "Pinned nodes")
+    assert first in pinned_box and second in pinned_box, pinned_box
+    multiselect_pick(browser, "Group these pinned nodes", first)
+    multiselect_pick(browser, "Group these pinned nodes", second)
+    name_box = next(b for b in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stTextInput"]')
+                    if "supernode named" in b.text).find_element(By.CSS_SELECTOR, "input")
+    driver_scroll(browser, name_box)
+    name_box.send_keys("mover")
+    name_box.send_keys(Keys.ENTER)
+    wait_idle(browser)
+    button(browser, "Group").click()
+    wait_idle(browser)
+    assert_no_exception(browser)
+    body = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+    if "mover:" not in body:
+        screenshot(browser, "2_circuits_group_failed")
+    assert "mover:" in body and n_charts(browser) >= 3  # graph, histogram, pinned subgraph
+    full_page_screenshot(browser, "2_circuits_pinned")
+    button(browser, "Save labels, pins and supernodes into the graph file").click()
+    wait_idle(browser)
+    assert "Saved into" in browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+    open_page(browser, server + "/Circuits")
+    body = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+    assert "mover:" in body, "the supernode did not survive a reload"
+    pinned_box = multiselect_text(browser, "Pinned nodes")
+    assert first in pinned_box and second in pinned_box, pinned_box
+    saved = [json.loads(p.read_text()) for p in sorted(circuits_copy.rglob("*.json")) if p.parent.name != "features"]
+    assert any(g.get("qParams", {}).get("supernodes") and g["qParams"]["supernodes"][0][0] == "mover" for g in saved)
+    full_page_screenshot(browser, "2_circuits")
+    full_page_screenshot(browser, "2_circuits_900", width=900)
+
+
+def test_recipes_page(server, browser):
+    open_page(browser, server + "/Recipes")
+    assert_no_exception(browser)
+    wait_for(browser, '[data-testid="stDataFrame"]', count=2)
+    links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPageLink"] a')]
+    assert links and all("Circuits?graph=" in h for h in links)
+    full_page_screenshot(browser, "6_recipes")
+    full_page_screenshot(browser, "6_recipes_900", width=900)
+    # A link opens its graph on the Circuits page.
+    target = links[1]
+    open_page(browser, target)
+    assert_no_exception(browser)
+    graph = target.split("graph=")[1].replace("%2F", "/")
+    assert selectbox_value(browser, "Saved graph").startswith(graph)
+
+
+def test_page_times_were_recorded():
+    times = json.loads((ARTIFACTS / "page_times.json").read_text())
+    assert {"Home", "Models", "Circuits", "Recipes"} <= set(times)
 
 
 def test_bilinear_spectra_page(server, browser):
@@ -298,7 +468,8 @@ def test_bilinear_spectra_page(server, browser):
     choose(browser, "minus class", "6: Shirt")
     assert_no_exception(browser)
     assert "Shirt" in " ".join(texts(browser, ".js-plotly-plot .gtitle"))
-    screenshot(browser, "3_bilinear_spectra")
+    full_page_screenshot(browser, "3_bilinear_spectra")
+    full_page_screenshot(browser, "3_bilinear_spectra_900", width=900)
 
 
 def test_relevance_page(server, browser):
@@ -323,7 +494,8 @@ def test_relevance_page(server, browser):
     except TimeoutException:
         raise AssertionError("the input image did not change with the slider") from None
     assert "Pixel flipping" in browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
-    screenshot(browser, "4_relevance_maps")
+    full_page_screenshot(browser, "4_relevance_maps")
+    full_page_screenshot(browser, "4_relevance_maps_900", width=900)
 
 
 def test_harmless_page(server, browser):
@@ -337,4 +509,5 @@ def test_harmless_page(server, browser):
     approximate = any("approximate space" in t for t in texts(browser, '[data-testid="stAlert"]'))
     if not approximate:  # an exact null space never moves the prediction
         assert "unchanged" in " ".join(texts(browser, '[data-testid="stMetricDelta"]'))
-    screenshot(browser, "5_harmless_perturbations")
+    full_page_screenshot(browser, "5_harmless_perturbations")
+    full_page_screenshot(browser, "5_harmless_perturbations_900", width=900)

@@ -89,7 +89,7 @@ def test_same_seed_gives_the_same_checkpoint(tmp_path):
 
 def test_eigen_command(trained, run_cli, tmp_path):
     html = tmp_path / "fig.html"
-    code, out, err = run_cli("eigen", trained / "bilinear", "--json", "--direction", "3-5", "--mask", "3",
+    code, out, err = run_cli("eigen", trained / "bilinear", "--json", "--contrast", "3,5", "--mask", "3",
                              "--hosvd", "--out-html", html)
     assert code == 0, err
     report = json.loads(out)
@@ -202,6 +202,20 @@ def test_bad_direction(trained, run_cli):
     assert "Hat" in err and out == ""
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["--direction", "3-5"], "use --contrast A,B"),          # a difference is spelt --contrast, as everywhere
+    (["--contrast", "3"], "two names separated by a comma"),
+    (["--contrast", "3,Hat"], "Hat"),
+    (["--contrast", "3-5,2"], "one class on each side"),
+    (["--direction", "3", "--contrast", "3,5"], "not both"),
+])
+def test_contrasts_are_spelt_with_contrast(trained, run_cli, argv, says):
+    code, out, err = run_cli("eigen", trained / "bilinear", *argv)
+    lines = err.strip().splitlines()
+    # one line, from the parser ("interp eigen: error: argument --contrast: ...") or from the command
+    assert code == 2 and out == "" and len(lines) == 1 and " error: " in lines[0] and says in lines[0], err
+
+
 def test_missing_checkpoint(run_cli, tmp_path):
     _one_line_error(*run_cli("evaluate", tmp_path / "absent", "--json"))
     _one_line_error(*run_cli("eigen", tmp_path / "absent", "--json"))
@@ -234,3 +248,37 @@ def test_mismatched_checkpoint(trained, run_cli, tmp_path):
     save_tensors(other / "model.safetensors", {"bilinear.W": torch.zeros(3, 3), "bilinear.V": torch.zeros(3, 3),
                                               "head.weight": torch.zeros(10, 3)})
     _one_line_error(*run_cli("evaluate", other, "--json"))
+
+
+@pytest.mark.parametrize("demean", [False, True])
+def test_truncation_accuracy_at_small_k_equals_a_hand_eigendecomposition(trained, demean):
+    """README's truncation figures: accuracy of the model whose class-c logit keeps only the top-k eigencomponents
+    (by |λ|) of Q_c = ½ Σ_h P_ch (w_h v_hᵀ + v_h w_hᵀ), here built from the weights and split with `eigh`."""
+    model, _, _ = load_classifier(trained / "bilinear")
+    model = model.double()
+    data = load_digits()
+    x = data.test.flat.double()
+    W, V, P = model.bilinear.W.detach(), model.bilinear.V.detach(), model.head.weight.detach()
+    if model.embed is not None:  # fold the embedding into the bilinear layer: W' = [W_x E, w_1]
+        E = model.embed.weight.detach()
+        n = E.shape[0]
+        W = torch.cat([W[:, :n] @ E, W[:, n:]], 1)
+        V = torch.cat([V[:, :n] @ E, V[:, n:]], 1)
+    if W.shape[1] == x.shape[1] + 1:  # the layer reads [x, 1]
+        x = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
+    n_classes = P.shape[0]
+    U = torch.eye(n_classes, dtype=torch.float64) - (1.0 / n_classes if demean else 0.0)
+    Q = 0.5 * (torch.einsum("uc,ch,hi,hj->uij", U, P, W, V) + torch.einsum("uc,ch,hi,hj->uij", U, P, V, W))
+    values, vectors = torch.linalg.eigh(Q)
+    order = values.abs().argsort(dim=1, descending=True)
+    values = values.gather(1, order)
+    vectors = vectors.gather(2, order[:, None, :].expand_as(vectors))
+    projections = torch.einsum("nd,cdr->ncr", x, vectors) ** 2 * values[None]
+    ks = (1, 2, 5, 10)
+    by_hand = {str(k): float((projections[:, :, :k].sum(-1).argmax(1) == data.test.labels).double().mean()) for k in ks}
+    weights = classifier_weights(model)
+    got = truncation_accuracy(class_eigen(weights, demean=demean), weights.augment(data.test.flat.double()),
+                              data.test.labels, ks=ks)
+    assert got == pytest.approx(by_hand, abs=1e-12)
+    full = float((model(data.test.images.double()).argmax(-1) == data.test.labels).double().mean())
+    assert by_hand["1"] < full  # the figures are not all the full accuracy: truncation costs something at k = 1

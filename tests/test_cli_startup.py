@@ -28,4 +28,4 @@ def test_graph_info_runs_without_torch():
 
 def test_building_the_command_line_imports_no_heavy_library():
     modules = _modules_after([])
-    assert not {"torch", "transformer_lens", "sae_lens", "transformers"} & modules
+    assert not {"torch", "transformer_lens", "sae_lens", "transformers", "ray"} & modules

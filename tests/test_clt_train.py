@@ -33,7 +33,7 @@ def trained(tmp_path_factory):
 
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = main(["train", "clt", "--model", str(lm), *TRAIN])  # --out defaults to MODEL/clt
+        code = main(["train", "clt", str(lm), *TRAIN])  # --out defaults to MODEL/clt
     assert code == 0
     return lm, lm / "clt", json.loads(stdout.getvalue())
 
@@ -73,7 +73,7 @@ def test_loss_decreases_and_the_folder_records_how_it_was_made(trained):
     assert len(curve) == 50 and metrics["loss_curve"][-1]["step"] == 400
     assert sum(curve[-5:]) / 5 < 0.5 * sum(curve[:5]) / 5
     assert metrics["options"]["steps"] == 400 and metrics["options"]["k"] == K and metrics["options"]["d_sae"] == 24
-    assert metrics["command"] == (f"interp train clt --model {lm} --out {lm / 'clt'} --steps 400 --k {K} --d-sae 24 "
+    assert metrics["command"] == (f"interp train clt {lm} --out {lm / 'clt'} --steps 400 --k {K} --d-sae 24 "
                                   "--batch-size 64 --lr 0.01 --n-tokens 3000 --seed 0 --aux-coef 0.03125 --threads 1")
     assert summary["eval"] == metrics["eval"] and summary["final_loss"] == curve[-1]
 
@@ -146,6 +146,24 @@ def test_evaluate_reports_the_ce_recovered_of_a_splice_done_by_hand(trained, run
         assert report["layers"][L]["ce_loss_recovered"] == pytest.approx((ablated - spliced) / (ablated - clean),
                                                                          rel=1e-9)
 
+    # FVU, L0 and dead fraction (README's CLT table) on the same text, from the raw files by hand.
+    xs, ys = {L: [] for L in range(2)}, {L: [] for L in range(2)}
+    with torch.no_grad():
+        for tokens in batches:
+            _, cache = model.run_with_cache(tokens)
+            for L in range(2):
+                xs[L].append(cache[f"blocks.{L}.ln2.hook_normalized"][:, 1:].flatten(0, 1))
+                ys[L].append(cache[f"blocks.{L}.hook_mlp_out"][:, 1:].flatten(0, 1))
+    acts = {L: hand_acts(torch.cat(xs[L]), w_enc[L], b_enc[L], K) for L in range(2)}
+    assert report["n_tokens"] == len(acts[0])
+    for L in range(2):
+        y = torch.cat(ys[L])
+        fvu = float((hand_recon(acts, b_dec, w_dec, L) - y).pow(2).sum() / (y - y.mean(0)).pow(2).sum())
+        row = report["layers"][L]
+        assert row["fvu"] == pytest.approx(fvu, rel=1e-9)
+        assert row["l0"] == pytest.approx(float((acts[L] > 0).sum()) / len(acts[L]), rel=1e-12)
+        assert row["dead_fraction"] == pytest.approx(1 - float((acts[L] > 0).any(0).double().mean()), abs=1e-7)
+
 
 def _snapshot(folder):
     return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in folder.iterdir()}
@@ -154,7 +172,7 @@ def _snapshot(folder):
 def test_an_existing_folder_is_refused_without_force(trained, run_cli):
     lm_dir, out, _ = trained
     before = _snapshot(out)
-    code, stdout, err = run_cli("train", "clt", "--model", lm_dir, *TRAIN)
+    code, stdout, err = run_cli("train", "clt", lm_dir, *TRAIN)
     assert code == 2 and stdout == ""
     assert len(err.strip().splitlines()) == 1 and "--force" in err
     assert _snapshot(out) == before
@@ -165,7 +183,7 @@ def test_force_replaces_the_folder(tmp_path, run_cli):
     lm = save_tiny_lm(tmp_path / "lm")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "old.txt").write_text("old")
-    args = ["train", "clt", "--model", lm, "--out", tmp_path / "other", "--steps", "2", "--k", "3", "--d-sae", "8",
+    args = ["train", "clt", lm, "--out", tmp_path / "other", "--steps", "2", "--k", "3", "--d-sae", "8",
             "--n-tokens", "200", "--batch-size", "32", "--threads", "1", "--quiet", "--json", "--force"]
     code, stdout, err = run_cli(*args)
     assert code == 0, err
@@ -181,7 +199,7 @@ def test_force_replaces_the_folder(tmp_path, run_cli):
                                          (("--k", "30"), "k = 30 is more than the 24 features")])
 def test_bad_flags_exit_2_with_one_line(tmp_path, run_cli, flags, says):
     lm = save_tiny_lm(tmp_path / "lm")
-    code, stdout, err = run_cli("train", "clt", "--model", lm, "--out", tmp_path / "clt", "--threads", "1", "--quiet",
+    code, stdout, err = run_cli("train", "clt", lm, "--out", tmp_path / "clt", "--threads", "1", "--quiet",
                                 *flags)
     assert code == 2 and stdout == ""
     assert len(err.strip().splitlines()) == 1 and says in err, err

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import random
+import re
+from pathlib import Path
 
 import pytest
 
 from interp.data import corpus
 from interp.data.tokenizer import BOS, WordTokenizer
 from interp.errors import InterpError
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 
 
 def test_tokenizer_roundtrip_and_bos(tmp_path):
@@ -97,3 +102,104 @@ def test_induction_examples_target_the_copied_word():
 def test_task_examples_unknown_task():
     with pytest.raises(InterpError, match="unknown task"):
         corpus.task_examples("arithmetic")
+
+
+# ---------------------------------------------------------------- the structural corpus (issue #18)
+
+STRUCTURAL = corpus.CorpusConfig(kind="structural", bracket_depth=6)
+
+
+def _family_pattern(template: str) -> re.Pattern:
+    """A regex matching any filling of one clause template: name slots take any word, the others their pools."""
+    pools = {"P": corpus.PLACES, "O": corpus.OBJECTS, "N": corpus.NOUNS}
+    out = re.escape(template)
+    for slot in ("A", "B", "S"):
+        out = out.replace(re.escape("{" + slot + "}"), r"\S+")
+    for slot, pool in pools.items():
+        out = out.replace(re.escape("{" + slot + "}"), "(?:" + "|".join(pool) + ")")
+    return re.compile(r"(?:^| )" + out + "(?: |$)")
+
+
+def test_planted_corpus_is_the_default_and_unchanged():
+    """The shipped checkpoints record no corpus options: they read back as the planted corpus, whose text is
+    drawn exactly as before the structural options existed."""
+    assert corpus.corpus_config_from_options({"arch": "bilinear", "wd": 2.0}) == corpus.CorpusConfig()
+    for name in ("lm-bilinear", "lm-gelu"):
+        options = json.loads((CHECKPOINTS / name / "config.json").read_text())["train_options"]
+        assert corpus.corpus_config_from_options(options).kind == "planted"
+    assert (corpus.training_document(random.Random(5), 500)
+            == corpus.training_document(random.Random(5), 500, corpus.CorpusConfig()))
+    structural = " ".join(corpus.training_document(random.Random(5), 500, STRUCTURAL))
+    assert structural != " ".join(corpus.training_document(random.Random(5), 500))
+
+
+def test_heldout_ioi_families_never_occur_in_structural_training_text():
+    text = " ".join(corpus.training_document(random.Random(0), 60_000, STRUCTURAL))
+    held = STRUCTURAL.ioi_heldout_families
+    parts = {**corpus.IOI_INTROS, **corpus.IOI_GIVINGS}
+    for family in held:
+        assert not _family_pattern(parts[family]).search(text), family
+    for family, template in parts.items():  # the check can fire: every training family occurs in the same text
+        if family not in held:
+            assert _family_pattern(template).search(text), family
+    # and every held-out evaluation prompt is made of at least one held-out family
+    for ex in corpus.ioi_frame_examples(STRUCTURAL, 100):
+        assert any(_family_pattern(parts[f]).search(ex.prompt) for f in held), ex.prompt
+        assert ex.target in corpus.NAMES[corpus.N_TRAIN_NAMES:] and ex.contrast in corpus.NAMES[corpus.N_TRAIN_NAMES:]
+        assert ex.prompt.split().count(ex.contrast) == 2 and ex.prompt.split().count(ex.target) == 1
+
+
+def test_structural_text_has_unmarked_repeats_and_every_bracket_depth():
+    rng = random.Random(1)
+    lengths = set()
+    for _ in range(300):
+        words = corpus.repeat_text(rng, STRUCTURAL)
+        n = next(k for k in range(16, 1, -1) if len(words) >= 2 * k and words[:k] == words[len(words) - k:])
+        lengths.add(n)
+        assert "list" not in words
+    assert min(lengths) <= 3 and max(lengths) >= 15  # spans of 2..16 words
+    depths = set()
+    for depth in range(1, 7):
+        line = corpus.bracket_chain_line(rng, depth)
+        deepest = level = 0
+        for w in line:
+            level += (w in corpus.BRACKETS) - (w in corpus.BRACKETS.values())
+            deepest = max(deepest, level)
+        assert deepest == depth and level == 0
+        depths.add(deepest)
+    assert depths == set(range(1, 7))
+
+
+def test_structural_eval_sets_are_what_they_say():
+    for kind in ("unmarked", "distractor", "long"):
+        for text, positions in corpus.repeat_sequences(kind, 50):
+            words = text.split()
+            span = words[positions[0] - 1:positions[-1] + 1]
+            first = words.index(span[0])
+            assert words[first:first + len(span)] == span and first < positions[0] - 1  # a copy of an earlier span
+            assert words.count(span[0]) == 2 and "list" not in words  # one source, no marker
+            if kind == "long":
+                assert len(span) == corpus.LONG_SPAN > STRUCTURAL.repeat_max
+    closers = {v: k for k, v in corpus.BRACKETS.items()}
+    for depth in (6, 7):
+        for ex in corpus.bracket_depth_examples(depth, 50):
+            stack = []
+            for w in ex.prompt.split():
+                if w in corpus.BRACKETS:
+                    stack.append(w)
+                elif w in closers:
+                    assert stack.pop() == closers[w]
+            assert corpus.BRACKETS[stack[-1]] == ex.target != ex.contrast
+
+
+@pytest.mark.parametrize("config, message", [
+    (corpus.CorpusConfig(kind="structural", ioi_heldout_families=tuple(corpus.IOI_INTROS)), "every IOI intro"),
+    (corpus.CorpusConfig(kind="structural", ioi_heldout_families=tuple(corpus.IOI_GIVINGS)), "every IOI giving"),
+    (corpus.CorpusConfig(kind="structural", ioi_heldout_families=("nope",)), "unknown IOI frame family"),
+    (corpus.CorpusConfig(kind="structural", bracket_depth=30), "does not fit a context of 64"),
+    (corpus.CorpusConfig(kind="structural", repeat_max=40), "do not fit twice"),
+    (corpus.CorpusConfig(bracket_depth=6), "only to the structural corpus"),
+])
+def test_bad_corpus_configurations_are_refused(config, message):
+    with pytest.raises(InterpError, match=message):
+        corpus.check_corpus_config(config, 64)

@@ -50,6 +50,82 @@ def test_transcoder_step_reduces_loss_against_the_target_not_the_input(variant):
     assert mse_to(y) < mse_to(x)  # it learned the MLP's output, not to copy its input
 
 
+def hand_transcoder_metrics(lm, folder, k, n_sequences=256, splices=True):
+    """FVU, L0, dead fraction and CE loss (clean / one layer spliced / zero-ablated / all) of the TopK transcoders in
+    `folder`, by hand: activations = the k largest of x W_enc + b_enc clipped at 0, reconstruction = a W_dec + b_dec,
+    from `layer_L/sae_weights.safetensors` in float64; splices are TransformerLens hooks replacing hook_mlp_out after
+    BOS. The text is the evaluation text (`corpus_batches` at the evaluation seed)."""
+    import torch.nn.functional as F
+    from safetensors.torch import load_file
+
+    from interp.data import corpus
+    from interp.train.dictionaries import corpus_batches
+
+    model, n_layers = lm.model, lm.model.cfg.n_layers
+    raw = [{k_: v.double() for k_, v in load_file(folder / f"layer_{L}" / "sae_weights.safetensors").items()}
+           for L in range(n_layers)]
+
+    def acts(x, L):
+        pre = x.double() @ raw[L]["W_enc"] + raw[L]["b_enc"]
+        keep = pre >= pre.sort(-1, descending=True).values[..., k - 1:k]
+        return torch.where(keep, pre.clamp(min=0), torch.zeros_like(pre))
+
+    def recon(x, L):
+        return acts(x, L) @ raw[L]["W_dec"] + raw[L]["b_dec"]
+
+    batches = list(corpus_batches(lm, n_sequences, corpus.EVAL_SEED))
+    xs, ys = {L: [] for L in range(n_layers)}, {L: [] for L in range(n_layers)}
+    with torch.no_grad():
+        for tokens in batches:
+            _, cache = model.run_with_cache(tokens)
+            for L in range(n_layers):
+                xs[L].append(cache[f"blocks.{L}.ln2.hook_normalized"][:, 1:].flatten(0, 1))
+                ys[L].append(cache[f"blocks.{L}.hook_mlp_out"][:, 1:].flatten(0, 1).double())
+    out = {"n_tokens": sum(t[:, 1:].numel() for t in batches), "fvu": [], "l0": [], "dead": []}
+    for L in range(n_layers):
+        x, y = torch.cat(xs[L]), torch.cat(ys[L])
+        a = acts(x, L)
+        out["fvu"].append(float((recon(x, L) - y).pow(2).sum() / (y - y.mean(0)).pow(2).sum()))
+        out["l0"].append(float((a > 0).sum()) / len(a))
+        out["dead"].append(1 - float((a > 0).any(0).sum()) / a.shape[1])
+
+    def ce(replace):
+        """Mean next-token CE with hook_mlp_out of each layer in `replace` ({L: "splice" | "zero"}) replaced."""
+        inputs = {}
+
+        def read(x, hook):
+            inputs[int(hook.name.split(".")[1])] = x
+
+        def write(y, hook):
+            L = int(hook.name.split(".")[1])
+            new = torch.zeros_like(y) if replace[L] == "zero" else recon(inputs[L], L).to(y.dtype)
+            return torch.cat([y[:, :1], new[:, 1:]], 1)
+
+        hooks = [(f"blocks.{L}.ln2.hook_normalized", read) for L in replace]
+        hooks += [(f"blocks.{L}.hook_mlp_out", write) for L in replace]
+        total, n = 0.0, 0
+        with torch.no_grad():
+            for tokens in batches:
+                logits = model.run_with_hooks(tokens, fwd_hooks=hooks).double()
+                total += F.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten(), reduction="sum").item()
+                n += tokens[:, 1:].numel()
+        return total / n
+
+    clean = ce({})
+    out["ce_clean"] = clean
+    if not splices:
+        return out
+    for L in range(n_layers):
+        spliced, ablated = ce({L: "splice"}), ce({L: "zero"})
+        out.update({f"ce_clean_{L}": clean, f"ce_spliced_{L}": spliced, f"ce_ablated_{L}": ablated,
+                    f"recovered_{L}": (ablated - spliced) / (ablated - clean)})
+        assert ablated - clean > 1e-3  # the layer matters, so the ratio is well defined
+    spliced = ce({L: "splice" for L in range(n_layers)})
+    ablated = ce({L: "zero" for L in range(n_layers)})
+    out.update(ce_spliced_all=spliced, ce_ablated_all=ablated, recovered_all=(ablated - spliced) / (ablated - clean))
+    return out
+
+
 def test_train_save_load_roundtrip_and_evaluate(tiny_lm, tmp_path):
     out = tmp_path / "transcoders"
     dicts, result = train_dictionaries(tiny_lm, DictTrainOptions(kind="transcoder", variant="topk", **TINY_DICT),
@@ -65,10 +141,20 @@ def test_train_save_load_roundtrip_and_evaluate(tiny_lm, tmp_path):
     torch.testing.assert_close(loaded[0](x), dicts[0](x))
     layers = result.eval["layers"]
     assert [row["layer"] for row in layers] == [0, 1]
-    for row in layers:
-        assert set(row) >= {"fvu", "l0", "dead_fraction", "ce_loss_recovered"}
-        assert row["l0"] <= 4 + 1e-6 and 0 <= row["dead_fraction"] <= 1
-    assert result.eval["ce_loss_recovered_all"] is not None
+    # Every reported metric, recomputed by hand from the raw weight files on the same evaluation text.
+    hand = hand_transcoder_metrics(tiny_lm, out, k=4)
+    assert result.eval["n_tokens"] == hand["n_tokens"]
+    for L, row in enumerate(layers):
+        assert row["l0"] == hand["l0"][L]  # counts: exact
+        assert row["dead_fraction"] == hand["dead"][L]
+        # FVU and CE: the evaluation runs in float32, the hand computation in float64 (decoder, sums)
+        assert row["fvu"] == pytest.approx(hand["fvu"][L], rel=1e-5)
+        for key in ("clean", "spliced", "ablated"):
+            assert row[f"ce_{key}"] == pytest.approx(hand[f"ce_{key}_{L}"], rel=1e-6)
+        assert row["ce_loss_recovered"] == pytest.approx(hand[f"recovered_{L}"], rel=1e-4)
+    assert result.eval["ce_spliced_all"] == pytest.approx(hand["ce_spliced_all"], rel=1e-6)
+    assert result.eval["ce_ablated_all"] == pytest.approx(hand["ce_ablated_all"], rel=1e-6)
+    assert result.eval["ce_loss_recovered_all"] == pytest.approx(hand["recovered_all"], rel=1e-4)
 
 
 def test_relu_attention_saes_load_as_plain_sae_lens(tiny_lm, tmp_path):
@@ -96,14 +182,19 @@ def test_width_and_hook_mismatch_are_interp_errors(tiny_lm, tmp_path):
 
 def test_cli_transcoders_then_evaluate_json(tiny_lm, tmp_path, run_cli):
     out = tmp_path / "tc"
-    code, stdout, stderr = run_cli("train", "transcoders", "--model", tiny_lm.path, "--out", out, "--expansion", "2",
+    code, stdout, stderr = run_cli("train", "transcoders", tiny_lm.path, "--out", out, "--expansion", "2",
                                    "--k", "4", "--steps", "20", "--batch-size", "64", "--n-tokens", "1000", "--quiet",
                                    "--json")
     assert code == 0, stderr
     code, stdout, stderr = run_cli("evaluate", out, "--json")
     assert code == 0, stderr
     data = json.loads(stdout)
-    assert [row["layer"] for row in data["layers"]] == [0, 1] and "ce_loss_recovered_all" in data
-    code, _, stderr = run_cli("train", "transcoders", "--model", tmp_path / "nowhere", "--out", tmp_path / "x",
+    assert [row["layer"] for row in data["layers"]] == [0, 1]
+    hand = hand_transcoder_metrics(tiny_lm, out, k=4, splices=False)  # the CE splices: see the roundtrip test
+    assert data["n_tokens"] == hand["n_tokens"] and data["ce_clean"] == pytest.approx(hand["ce_clean"], rel=1e-6)
+    for L, row in enumerate(data["layers"]):
+        assert row["l0"] == hand["l0"][L] and row["dead_fraction"] == hand["dead"][L]
+        assert row["fvu"] == pytest.approx(hand["fvu"][L], rel=1e-5)
+    code, _, stderr = run_cli("train", "transcoders", tmp_path / "nowhere", "--out", tmp_path / "x",
                               "--quiet")
     assert code == 2 and "not found" in stderr and not (tmp_path / "x").exists()

@@ -34,7 +34,7 @@ def _one_error_line(code, out, err):
 def test_extract_one_prompt_writes_a_valid_graph(run_cli, lm, ioi, tmp_path):
     ex = ioi[0]
     out = tmp_path / "g.json"
-    code, stdout, err = run_cli("extract", "--model", lm, "--prompt", ex.prompt, "--contrast",
+    code, stdout, err = run_cli("extract", lm, "--prompt", ex.prompt, "--contrast",
                                 f"{ex.target},{ex.contrast}", "--out", out, "--json", "--quiet",
                                 "--features-dir", tmp_path / "features")
     assert code == 0, err
@@ -51,8 +51,8 @@ def test_extract_one_prompt_writes_a_valid_graph(run_cli, lm, ioi, tmp_path):
 
 def test_extract_thresholds_one_keep_the_whole_transcoder_only_graph(run_cli, lm, ioi, tmp_path):
     ex = ioi[1]
-    code, stdout, err = run_cli("extract", "--model", lm, "--prompt", ex.prompt, "--target", ex.target,
-                                "--mode", "transcoder-only", "--node-threshold", "1.0", "--edge-threshold", "1.0",
+    code, stdout, err = run_cli("extract", lm, "--prompt", ex.prompt, "--target", ex.target,
+                                "--graph-mode", "transcoder-only", "--node-threshold", "1.0", "--edge-threshold", "1.0",
                                 "--out", tmp_path / "full.json", "--json", "--quiet")
     assert code == 0, err
     data = json.loads((tmp_path / "full.json").read_text())
@@ -64,7 +64,7 @@ def test_extract_thresholds_one_keep_the_whole_transcoder_only_graph(run_cli, lm
 
 
 def test_recipe_writes_one_graph_per_prompt_features_and_summary(run_cli, lm, ioi, tmp_path):
-    lines = ['name = "tiny"', f'model = "{lm}"', 'mode = "full"', "[corpus]", "n_sequences = 8", "seed = 3"]
+    lines = ['name = "tiny"', f'model = "{lm}"', 'graph_mode = "full"', "[corpus]", "n_sequences = 8", "seed = 3"]
     for ex in ioi:
         lines += ["[[prompts]]", f'prompt = "{ex.prompt}"', f'target = "{ex.target}"', f'contrast = "{ex.contrast}"']
     recipe = tmp_path / "tiny.toml"
@@ -102,7 +102,7 @@ def test_intervene_reports_new_logits(run_cli, lm, ioi):
 
     prompt = ioi[0].prompt
     last = len(prompt.split())            # BOS first
-    code, stdout, err = run_cli("intervene", "--model", lm, "--prompt", prompt, "--set", f"mlp:1:{last}:0=20",
+    code, stdout, err = run_cli("intervene", lm, "--prompt", prompt, "--set", f"mlp:1:{last}:0=20",
                                 "--ablation-mode", "free", "--json")
     assert code == 0, err
     res = json.loads(stdout)
@@ -134,21 +134,29 @@ def test_intervene_reports_new_logits(run_cli, lm, ioi):
     ["--prompt", "when Mary and Zorblax went to"],
     ["--prompt", " ".join(["the"] * 40)],
     ["--prompt", "when Mary and John went to", "--target", "Zorblax"],
-    ["--prompt", "when Mary and John went to", "--contrast", "Mary"],
     ["--prompt", "when Mary and John went to", "--contrast", "Mary,Zorblax"],
     ["--prompt", "when Mary and John went to", "--target", "Mary", "--contrast", "Mary,John"],
 ])
 def test_bad_prompts_and_targets_fail_with_one_line(run_cli, lm, tmp_path, args):
     out = tmp_path / "g.json"
-    _one_error_line(*run_cli("extract", "--model", lm, *args, "--out", out, "--quiet"))
+    _one_error_line(*run_cli("extract", lm, *args, "--out", out, "--quiet"))
     assert not out.exists()
+
+
+def test_a_contrast_of_one_word_is_refused_by_the_parser(run_cli, lm, tmp_path):
+    out = tmp_path / "g.json"
+    code, stdout, err = run_cli("extract", lm, "--prompt", "when Mary and John went to", "--contrast", "Mary",
+                                "--out", out, "--quiet")
+    assert code == 2 and stdout == "" and not out.exists()
+    assert err.strip().splitlines() == ["interp extract: error: argument --contrast: want two names separated by a "
+                                        "comma (A,B), got 'Mary' (see interp extract --help)"]
 
 
 def test_dictionaries_recorded_for_another_model_of_the_same_shape_need_allow_mismatch(run_cli, lm, tmp_path):
     # Same widths and hooks, so only the recorded model tells them apart (lm-gelu's on lm-bilinear, in small).
     twin = save_tiny_lm(tmp_path / "twin", seed=1)
-    args = ["extract", "--model", lm, "--transcoders", twin / "transcoders", "--prompt", "when Mary and John went to",
-            "--out", tmp_path / "g.json", "--quiet", "--mode", "transcoder-only"]
+    args = ["extract", lm, "--transcoders", twin / "transcoders", "--prompt", "when Mary and John went to",
+            "--out", tmp_path / "g.json", "--quiet", "--graph-mode", "transcoder-only"]
     code, _, err = run_cli(*args)
     _one_error_line(code, "", err)
     assert "made for" in err and not (tmp_path / "g.json").exists()
@@ -158,9 +166,9 @@ def test_dictionaries_recorded_for_another_model_of_the_same_shape_need_allow_mi
 
 def test_dictionaries_of_another_model_are_rejected(run_cli, lm, tmp_path):
     other = save_tiny_lm(tmp_path / "other", d_model=8)
-    _one_error_line(*run_cli("extract", "--model", lm, "--transcoders", other / "transcoders",
+    _one_error_line(*run_cli("extract", lm, "--transcoders", other / "transcoders",
                              "--prompt", "when Mary and John went to", "--out", tmp_path / "g.json", "--quiet"))
-    _one_error_line(*run_cli("extract", "--model", lm, "--attn-saes", other / "attn-saes",
+    _one_error_line(*run_cli("extract", lm, "--attn-saes", other / "attn-saes",
                              "--prompt", "when Mary and John went to", "--out", tmp_path / "g.json", "--quiet"))
 
 
@@ -175,6 +183,7 @@ def test_dictionaries_of_another_model_are_rejected(run_cli, lm, tmp_path):
     'name = "../../escaped"\nmodel = "LM"\n[[prompts]]\nprompt = "a"\ntarget = "a"\ncontrast = "b"\n',  # path in name
     'name = "/tmp/abs"\nmodel = "LM"\n[[prompts]]\nprompt = "a"\ntarget = "a"\ncontrast = "b"\n',      # absolute name
     'name = "x"\nmodel = "LM"\nbatch_size = 0\n[[prompts]]\nprompt = "a"\ntarget = "a"\ncontrast = "b"\n',
+    'name = "x"\nmodel = "LM"\ngraph_mode = "bogus"\n[[prompts]]\nprompt = "a"\ntarget = "a"\ncontrast = "b"\n',
 ])
 def test_malformed_recipes_fail_with_one_line(run_cli, lm, tmp_path, text):
     recipe = tmp_path / "bad.toml"
@@ -183,8 +192,26 @@ def test_malformed_recipes_fail_with_one_line(run_cli, lm, tmp_path, text):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_recipe_with_the_old_mode_key_names_the_new_one(run_cli, lm, tmp_path):
+    recipe = tmp_path / "old.toml"
+    recipe.write_text(f'name = "x"\nmodel = "{lm}"\nmode = "full"\n[[prompts]]\nprompt = "a"\ntarget = "a"\n'
+                      'contrast = "b"\n')
+    code, out, err = run_cli("extract", "--recipe", recipe, "--out-dir", tmp_path / "out", "--quiet")
+    _one_error_line(code, out, err)
+    assert "'mode' is now 'graph_mode'" in err and not (tmp_path / "out").exists()
+
+
+def test_a_model_and_a_recipe_together_or_neither_fail_with_one_line(run_cli, lm, tmp_path):
+    code, out, err = run_cli("extract", lm, "--recipe", tmp_path / "r.toml", "--out-dir", tmp_path / "o")
+    _one_error_line(code, out, err)
+    assert "not both" in err and not (tmp_path / "o").exists()
+    code, out, err = run_cli("extract", "--prompt", "when Mary and John went to", "--out", tmp_path / "g.json")
+    _one_error_line(code, out, err)
+    assert "give MODEL" in err and not (tmp_path / "g.json").exists()
+
+
 def test_missing_arguments_fail_with_one_line(run_cli, lm, tmp_path):
-    _one_error_line(*run_cli("extract", "--model", lm, "--out", tmp_path / "g.json"))
+    _one_error_line(*run_cli("extract", lm, "--out", tmp_path / "g.json"))
     _one_error_line(*run_cli("extract", "--recipe", tmp_path / "none.toml", "--out-dir", tmp_path / "o"))
     _one_error_line(*run_cli("graph-info", tmp_path / "none.json"))
 
@@ -194,7 +221,7 @@ def test_hierarchical_pruning_from_the_command_line(run_cli, lm, ioi, tmp_path):
     sizes = []
     for threshold in ("0.0", "0.2"):
         out = tmp_path / f"h{threshold}.json"
-        code, stdout, err = run_cli("extract", "--model", lm, "--prompt", ex.prompt, "--target", ex.target,
+        code, stdout, err = run_cli("extract", lm, "--prompt", ex.prompt, "--target", ex.target,
                                     "--pruning", "hierarchical", "--hierarchical-threshold", threshold,
                                     "--out", out, "--json", "--quiet")
         assert code == 0, err
@@ -214,7 +241,7 @@ def _argparse_error_line(code, out, err, prefix):
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
 def test_intervene_refuses_a_value_that_is_not_finite(run_cli, lm, ioi, value):
-    code, out, err = run_cli("intervene", "--model", lm, "--prompt", ioi[0].prompt, "--set", f"mlp:1:3:0={value}",
+    code, out, err = run_cli("intervene", lm, "--prompt", ioi[0].prompt, "--set", f"mlp:1:3:0={value}",
                              "--json")
     _argparse_error_line(code, out, err, "interp intervene: error: argument --set: the value set must be a finite number")
 

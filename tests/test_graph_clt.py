@@ -149,7 +149,7 @@ def test_extract_reads_a_clt_folder_from_the_command_line(run_cli, tmp_path):
     clt = random_clt(model, activation="topk")
     save_clt(clt.to(torch.float32), tmp_path / "clt")
     out = tmp_path / "g.json"
-    code, stdout, err = run_cli("extract", "--model", lm, "--transcoders", tmp_path / "clt", "--mode", "transcoder-only",
+    code, stdout, err = run_cli("extract", lm, "--transcoders", tmp_path / "clt", "--graph-mode", "transcoder-only",
                                 "--prompt", "when Eva and Leo arrived at the lake , Leo handed a cup to",
                                 "--out", out, "--json", "--quiet")
     assert code == 0, err

@@ -57,22 +57,29 @@ def test_graph_has_every_kind_of_node(built):
     assert all(n.pos > 0 for n in graph.nodes if n.is_feature)      # position 0 is zeroed (circuit-tracer's BOS rule)
 
 
-def test_incoming_edges_plus_constants_equal_each_pre_activation(built):
+def test_incoming_edges_plus_constants_equal_each_pre_activation(built, parts):
     rep, graph = built
     snap = rep.snapshot(TOKENS)
     const_logits, const_reads = constant_terms(rep, snap)
     A = graph.adjacency
+    # The actual values from the real model's own forward pass (TransformerLens cache) and the dictionaries'
+    # own encoder matrices, not from the replacement model's snapshot.
+    model, transcoders, attn_saes = parts
+    with torch.no_grad():
+        real_logits, cache = model.run_with_cache(TOKENS[None])
     checked = 0
     for j, node in enumerate(graph.nodes):
         if node.is_feature:
             i = _site(rep, node)
             const = float(const_reads[i][node.pos] @ rep.sites[i].W_enc[:, node.index])
-            actual = float(snap.reads[i][node.pos] @ rep.sites[i].W_enc[:, node.index])
+            sae = transcoders[node.layer] if node.kind == "mlp" else attn_saes[node.layer]
+            hook = f"blocks.{node.layer}.ln2.hook_normalized" if node.kind == "mlp" else f"blocks.{node.layer}.hook_attn_out"
+            actual = float(cache[hook][0, node.pos] @ sae.W_enc.detach()[:, node.index])
         elif node.kind == "logit":
             direction = torch.full((rep.model.cfg.d_vocab,), -1.0 / rep.model.cfg.d_vocab, dtype=torch.float64)
             direction[node.index] += 1.0
             const = float(const_logits[-1] @ direction)
-            actual = float(snap.logits[-1] @ direction)
+            actual = float(real_logits[0, -1] @ direction)
         else:
             assert not A[j].any()                                     # errors and tokens have no inputs
             continue
@@ -245,6 +252,45 @@ def test_scores_lie_in_range_and_are_one_without_errors(built):
     no_errors[:, graph.n_features:graph.n_features + graph.n_errors] = 0
     s0 = graph_scores(graph, no_errors)
     assert s0.replacement_score == pytest.approx(1.0) and s0.completeness_score == pytest.approx(1.0)
+
+
+def test_scores_of_a_four_node_graph_equal_the_values_worked_out_by_hand():
+    """README's replacement / completeness scores, on a graph small enough to do on paper.
+
+    logit ← feature (−3), logit ← error (1); feature ← token (2), feature ← error (−2). Row-normalised |A|: the
+    logit row is (¾ feature, ¼ error), the feature row (½ token, ½ error). Influence with logit weight 1:
+    feature ¾, error ¼ + ¾·½ = ⅝, token ¾·½ = ⅜. Replacement = ⅜ / (⅜ + ⅝) = 0.375. Completeness =
+    Σ (1 − error share of the row)(influence + w) / Σ (influence + w)
+    = (¾·1 + ½·¾ + 1·⅝ + 1·⅜) / (1 + ¾ + ⅝ + ⅜) = 2.125 / 2.75."""
+    from interp.graph.attribution import AttributionGraph, Node
+
+    nodes = [Node("mlp", 0, 1, 0, 1.0), Node("mlp_error", 0, 1, 0, 0.0), Node("embedding", -1, 1, 3, 0.0),
+             Node("logit", 1, 1, 5, 0.0)]
+    A = torch.zeros(4, 4, dtype=torch.float64)
+    A[3, 0], A[3, 1], A[0, 2], A[0, 1] = -3.0, 1.0, 2.0, -2.0
+    graph = AttributionGraph(prompt="", tokens=[0, 3], token_strings=["<bos>", "x"], mode="transcoder-only",
+                             n_layers=1, nodes=nodes, adjacency=A, logit_weights=[1.0], n_features=1, n_errors=1,
+                             n_tokens=1, n_logits=1)
+    scores = graph_scores(graph)
+    assert scores.replacement_score == pytest.approx(0.375, abs=1e-15)
+    assert scores.completeness_score == pytest.approx(2.125 / 2.75, abs=1e-15)
+
+
+def test_scores_of_the_built_graph_equal_the_closed_form(built):
+    """The same definitions on the real graph, by a matrix inverse instead of the code's power series."""
+    _, graph = built
+    a = graph.adjacency.abs()
+    N = a / a.sum(1, keepdim=True).where(a.sum(1, keepdim=True) > 0, torch.ones(1, dtype=a.dtype))
+    w = graph.logit_weight_vector()
+    n = N.shape[0]
+    I = w @ torch.linalg.inv(torch.eye(n, dtype=N.dtype) - N) - w  # w (N + N² + …)
+    f, e, t = graph.n_features, graph.n_errors, graph.n_tokens
+    replacement = I[f + e:f + e + t].sum() / (I[f + e:f + e + t].sum() + I[f:f + e].sum())
+    completeness = ((1 - N[:, f:f + e].sum(1)) * (I + w)).sum() / (I + w).sum()
+    scores = graph_scores(graph)
+    assert scores.replacement_score == pytest.approx(float(replacement), rel=1e-10)
+    assert scores.completeness_score == pytest.approx(float(completeness), rel=1e-10)
+    assert 0.0 < scores.replacement_score < 1.0 and 0.0 < scores.completeness_score < 1.0
 
 
 def test_hierarchical_attribution_cuts_off_small_nodes(built):

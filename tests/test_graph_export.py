@@ -135,15 +135,18 @@ def test_graph_figure_places_nodes_by_position_and_layer(graphs):
 
     _, graph = graphs["full"]
     data = export_graph(graph, prune(graph, 0.8, 0.98))
-    fig = graph_figure(data)
-    markers = [t for t in fig.data if t.mode == "markers"]
+    fig = graph_figure(data, k_links=None, max_nodes=10 ** 6)
+    markers = [t for t in fig.data if t.mode == "markers" and t.name != "hidden nodes"]
+    folded = [t for t in fig.data if t.mode == "markers" and t.name == "hidden nodes"]
     assert {t.name for t in markers} == {n["feature_type"] for n in data["nodes"]}
-    assert sum(len(t.x) for t in markers) == len(data["nodes"])
+    assert sum(len(t.x) for t in markers) + sum(int(h.split()[0]) for t in folded for h in t.hovertext) \
+        == len(data["nodes"])
     logits = next(t for t in markers if t.name == "logit")
     embeds = next(t for t in markers if t.name == "embedding")
     assert min(logits.y) > max(t for m in markers if m.name != "logit" for t in m.y)
     assert max(embeds.y) < min(t for m in markers if m.name != "embedding" for t in m.y)
     lines = [t for t in fig.data if t.mode == "lines"]
-    assert sum(len(t.x) for t in lines) == 3 * len(data["links"])
+    if not folded:
+        assert sum(len(t.x) for t in lines) == 3 * len(data["links"])
     widths = {t.line.width for t in lines}
     assert len(widths) > 1

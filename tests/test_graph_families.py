@@ -84,7 +84,7 @@ def test_extract_runs_on_a_hugging_face_folder(family, tmp_path, run_cli):
     (tmp_path / "tc" / "config.json").write_text(json.dumps({"kind": "dictionaries", "type": "transcoder",
                                                              "model": str(folder), "layers": [0, 1]}))
     out = tmp_path / "g.json"
-    code, stdout, err = run_cli("extract", "--model", folder, "--transcoders", tmp_path / "tc", "--mode",
+    code, stdout, err = run_cli("extract", folder, "--transcoders", tmp_path / "tc", "--graph-mode",
                                 "transcoder-only", "--prompt", PROMPT, "--out", out, "--json", "--quiet",
                                 "--node-threshold", "1", "--edge-threshold", "1", "--features-dir", tmp_path / "features")
     assert code == 0, err
@@ -95,7 +95,7 @@ def test_extract_runs_on_a_hugging_face_folder(family, tmp_path, run_cli):
              for n in data["nodes"] if n["feature_type"] == "cross layer transcoder"]
     examples = [ex for c in cards for ex in c["examples_quantiles"][0]["examples"]]
     assert examples and all(len(ex["tokens"]) == lm.model.cfg.n_ctx for ex in examples)
-    code, stdout, err = run_cli("intervene", "--model", folder, "--transcoders", tmp_path / "tc", "--mode",
+    code, stdout, err = run_cli("intervene", folder, "--transcoders", tmp_path / "tc", "--graph-mode",
                                 "transcoder-only", "--prompt", PROMPT, "--set", "mlp:1:3:5=2.0", "--json")
     assert code == 0, err
     assert json.loads(stdout)["max_logit_change"] >= 0.0

@@ -154,7 +154,7 @@ PROMPT = "when Eva and Leo arrived at the lake , Leo handed a cup to"
 
 def test_extract_reports_size_time_and_memory(run_cli, lm, tmp_path):
     out = tmp_path / "g.json"
-    code, stdout, err = run_cli("extract", "--model", lm, "--prompt", PROMPT, "--out", out, "--json", "--quiet",
+    code, stdout, err = run_cli("extract", lm, "--prompt", PROMPT, "--out", out, "--json", "--quiet",
                                 "--max-feature-nodes", "20", "--batch-size", "8")
     assert code == 0, err
     s = json.loads(stdout)
@@ -193,7 +193,7 @@ def test_bfloat16_graph_is_close_to_the_float32_graph(lm):
 ])
 def test_bad_scale_flags_fail_with_one_line_and_write_nothing(run_cli, lm, tmp_path, args, message):
     out = tmp_path / "g.json"
-    code, _, err = run_cli("extract", "--model", lm, "--prompt", PROMPT, "--out", out, "--quiet", *args)
+    code, _, err = run_cli("extract", lm, "--prompt", PROMPT, "--out", out, "--quiet", *args)
     assert code == 2, err
     assert message in err and "Traceback" not in err
     assert not out.exists()

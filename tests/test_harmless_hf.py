@@ -89,7 +89,7 @@ def test_the_null_space_leaves_every_feature_unchanged(hf, run_cli):
         assert float(changed.max()) > 0.1 * float(before.abs().max())
 
 
-def test_a_dictionaries_folder_finds_its_hf_model_by_recorded_path(hf, tmp_path, run_cli, monkeypatch):
+def test_dictionaries_given_with_transcoders_are_checked_against_the_model(hf, tmp_path, run_cli):
     family, folder, lm, dicts = hf
     absolute, relative = tmp_path / "abs" / "transcoders", tmp_path / "rel" / "transcoders"
     _write(absolute, dicts["transcoders"], "transcoder", str(folder))
@@ -97,20 +97,27 @@ def test_a_dictionaries_folder_finds_its_hf_model_by_recorded_path(hf, tmp_path,
     assert not os.path.isabs(json.loads((relative / "config.json").read_text())["model"])
     results = {}
     for way, where in (("absolute", absolute), ("relative", relative)):
-        code, stdout, stderr = run_cli("harmless", where, "--layer", "0", "--json")
+        code, stdout, stderr = run_cli("harmless", folder, "--transcoders", where, "--layer", "0", "--json")
         assert code == 0, stderr
         results[way] = json.loads(stdout)
     for out in results.values():
+        # only the dictionaries given: the transcoders' one space, not the folder's attention SAEs too
         assert out["exact"] is True and [i["dimension"] for i in out["inputs"]] == [lm.model.cfg.d_model - D_SAE]
+        assert [d["name"] for d in out["dictionaries"]] == ["transcoders"]
         assert out["max_abs_feature_change"] <= 1e-9 * out["max_abs_feature"]
     assert results["absolute"] == results["relative"]
-    # A path typed relative to the working directory also works; one that names nothing is one line.
-    monkeypatch.chdir(folder.parent)
-    _write(tmp_path / "cwd" / "transcoders", dicts["transcoders"], "transcoder", folder.name)
-    code, stdout, stderr = run_cli("harmless", tmp_path / "cwd" / "transcoders", "--layer", "0", "--json")
+    # A dictionaries folder is not a model: one line naming the flag to give it with.
+    code, stdout, stderr = run_cli("harmless", absolute, "--layer", "0", "--json")
+    assert code == 2 and stdout == "" and len(stderr.strip().splitlines()) == 1
+    assert "is a dictionaries folder" in stderr and "--transcoders" in stderr
+    # Dictionaries that record another model are refused, unless --allow-mismatch; a missing folder is one line.
+    _write(tmp_path / "other", dicts["transcoders"], "transcoder", str(tmp_path / "abs"))
+    code, stdout, stderr = run_cli("harmless", folder, "--transcoders", tmp_path / "other", "--layer", "0", "--json")
+    assert code == 2 and stdout == "" and len(stderr.strip().splitlines()) == 1 and "--allow-mismatch" in stderr
+    code, stdout, stderr = run_cli("harmless", folder, "--transcoders", tmp_path / "other", "--layer", "0",
+                                   "--allow-mismatch", "--json")
     assert code == 0, stderr
     assert json.loads(stdout) == results["absolute"]
-    _write(tmp_path / "bad", dicts["transcoders"], "transcoder", "no-such-model")
-    code, stdout, stderr = run_cli("harmless", tmp_path / "bad", "--json")
+    code, stdout, stderr = run_cli("harmless", folder, "--attn-saes", tmp_path / "nowhere", "--json")
     assert code == 2 and stdout == "" and len(stderr.strip().splitlines()) == 1
-    assert "names the model 'no-such-model', which is not a folder" in stderr
+    assert "--attn-saes folder not found" in stderr

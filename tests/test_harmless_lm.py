@@ -100,7 +100,8 @@ def test_cli_on_shipped_lm_dictionaries(run_cli):
 
     from interp.models.dictionaries import load_dictionaries
 
-    code, out, err = run_cli("harmless", LM / "transcoders", "--layer", "0", "--magnitude", "1", "--json")
+    code, out, err = run_cli("harmless", LM, "--transcoders", LM / "transcoders", "--layer", "0", "--magnitude", "1",
+                             "--json")
     assert code == 0, err
     result = json.loads(out)
     w_enc = load_dictionaries(LM / "transcoders")[0].W_enc.detach().double()

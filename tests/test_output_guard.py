@@ -35,23 +35,24 @@ def _refused(result, *paths_and_bytes):
 
 def _commands(lm, cnn, out):
     return [
-        ["extract", "--model", lm, "--prompt", PROMPT, "--out", out, "--quiet"],
+        ["extract", lm, "--prompt", PROMPT, "--out", out, "--quiet"],
         ["harmless", cnn, "--out", out],
         ["harmless", cnn, "--out-html", out],
         ["eigen", CHECKPOINTS / "fmnist-bilinear", "--out-html", out],
         ["relevance", cnn, "--out", out],
+        ["relevance", cnn, "--out-html", out],
         ["relevance-eval", cnn, "--out-html", out],
     ]
 
 
-@pytest.mark.parametrize("which", range(6))
+@pytest.mark.parametrize("which", range(7))
 def test_an_existing_output_file_is_not_replaced_without_force(run_cli, lm, cnn, tmp_path, which):
     out = tmp_path / "existing.html"
     out.write_text("keep me")
     _refused(run_cli(*_commands(lm, cnn, out)[which]), (out, b"keep me"))
 
 
-@pytest.mark.parametrize("which", range(6))
+@pytest.mark.parametrize("which", range(7))
 def test_no_output_inside_a_checkpoint_folder_even_with_force(run_cli, lm, cnn, which):
     target = cnn / "config.json"
     before = target.read_bytes()
@@ -63,9 +64,9 @@ def test_no_output_inside_a_checkpoint_folder_even_with_force(run_cli, lm, cnn, 
 def test_outputs_under_a_plain_file_or_naming_a_folder_are_one_line_errors(run_cli, lm, tmp_path):
     plain = tmp_path / "plain"
     plain.write_text("x")
-    _refused(run_cli("extract", "--model", lm, "--prompt", PROMPT, "--out", plain / "g.json", "--quiet"),
+    _refused(run_cli("extract", lm, "--prompt", PROMPT, "--out", plain / "g.json", "--quiet"),
              (plain, b"x"))
-    _refused(run_cli("extract", "--model", lm, "--prompt", PROMPT, "--out", tmp_path, "--quiet"))
+    _refused(run_cli("extract", lm, "--prompt", PROMPT, "--out", tmp_path, "--quiet"))
 
 
 def test_force_replaces_an_existing_graph(run_cli, lm, tmp_path):
@@ -73,7 +74,7 @@ def test_force_replaces_an_existing_graph(run_cli, lm, tmp_path):
 
     out = tmp_path / "g.json"
     out.write_text("old")
-    code, _, err = run_cli("extract", "--model", lm, "--prompt", PROMPT, "--out", out, "--quiet", "--force")
+    code, _, err = run_cli("extract", lm, "--prompt", PROMPT, "--out", out, "--quiet", "--force")
     assert code == 0, err
     assert json.loads(out.read_text())["metadata"]["prompt"] == PROMPT
 
@@ -94,7 +95,7 @@ def _snapshot(folder):
 
 def test_training_never_replaces_a_checkpoint_of_another_kind(run_cli, lm, cnn):
     before = _snapshot(cnn)
-    _refused(run_cli("train", "transcoders", "--model", lm, "--out", cnn, "--force", "--steps", "1"))
+    _refused(run_cli("train", "transcoders", lm, "--out", cnn, "--force", "--steps", "1"))
     _refused(run_cli("train", "lm", "--out", cnn, "--force", "--steps", "1"))
     assert _snapshot(cnn) == before
 
@@ -118,5 +119,5 @@ def test_dictionaries_go_only_into_their_own_lm_or_a_new_folder(run_cli, lm, tmp
     other = save_tiny_lm(tmp_path / "other")
     before = _snapshot(other)
     # Into another LM's folder: refused even with --force.
-    _refused(run_cli("train", "transcoders", "--model", lm, "--out", other / "transcoders", "--force", "--steps", "1"))
+    _refused(run_cli("train", "transcoders", lm, "--out", other / "transcoders", "--force", "--steps", "1"))
     assert _snapshot(other) == before

@@ -57,15 +57,88 @@ def test_relevance_on_shipped_cnn_conserves_and_writes_png(run_cli, tmp_path):
         assert picture.format == "PNG" and picture.size[0] > picture.size[1]
 
 
-def test_relevance_with_named_target_and_other_rule_maps(run_cli, tmp_path):
-    for rule_map in ("zplus", "epsilon", "w2"):
-        code, stdout, stderr = run_cli("relevance", CNN, "--index", "0", "--target", "Sneaker", "--rule-map",
-                                       rule_map, "--json", "--out", tmp_path / f"map-{rule_map}.html")
-        assert code == 0, stderr
-        result = json.loads(stdout)
-        assert result["target_name"] == "Sneaker" and result["rule_map"] == rule_map
-        assert result["relevance_sum"] + result["absorbed"] == pytest.approx(result["output"], rel=1e-4, abs=1e-4)
-        assert (tmp_path / f"map-{rule_map}.html").read_text().count("plotly") > 0
+def _hand_cnn_relevance(model, image, target, rule_map, eps=1e-2):
+    """The CNN's relevance map by each rule's textbook formula, layer by layer, in float64.
+
+    conv/linear: R_i = Σ_j c_ij / z_j · R_j with c_ij = x_i w_ij (LRP-0, ε: z_j + ε sign z_j), x_i w⁺_ij (z⁺),
+    w²_ij (w², the input layer of the w2 map); 2×2 average pooling gets z⁺: R_i = x_i / 4 · R_j / pool(x)_j.
+    The transposed products are `conv_transpose2d` and `.T`, no relevance code of the package. Denominators
+    other than ε's carry the engine's documented guard z + 10⁻¹² sign z (sign 0 = +1), LRP-0's only at z = 0.
+    """
+    from torch.nn import functional as F
+
+    conv1, pool1, conv2, pool2, head = (model.layers[i] for i in (1, 3, 4, 6, 8))
+    c1, c2 = (c.weight.detach().double() for c in (conv1, conv2))
+    W = head.weight.detach().double()
+    pad = conv1.padding
+    x = image.double().reshape(1, 1, 28, 28)
+    a1 = F.conv2d(x, c1, padding=pad).clamp(min=0)
+    p1 = F.avg_pool2d(a1, 2)
+    a2 = F.conv2d(p1, c2, padding=pad).clamp(min=0)
+    p2 = F.avg_pool2d(a2, 2)
+    logits = p2.flatten(1) @ W.T
+    R = torch.zeros_like(logits)
+    R[0, target] = logits[0, target]
+
+    def guard(z, e=1e-12):
+        return z + e * torch.where(z >= 0, torch.ones_like(z), -torch.ones_like(z))
+
+    def linear(a, R):
+        if rule_map == "zplus":
+            w, z = W.clamp(min=0), guard(a.flatten(1) @ W.clamp(min=0).T)
+        elif rule_map == "epsilon":
+            w, z = W, guard(a.flatten(1) @ W.T, eps)
+        else:  # LRP-0
+            w, z = W, a.flatten(1) @ W.T
+            z = torch.where(z == 0, 1e-12, z)
+        return (a.flatten(1) * ((R / z) @ w)).reshape(a.shape)
+
+    def conv(a, R, weight, first):
+        if rule_map == "w2" and first:
+            w2 = weight * weight
+            return F.conv_transpose2d(R / guard(F.conv2d(torch.ones_like(a), w2, padding=pad)), w2, padding=pad)
+        if rule_map == "epsilon":
+            w, z = weight, guard(F.conv2d(a, weight, padding=pad), eps)
+        else:  # z⁺ on the hidden layers of w2, on every layer of zplus
+            w = weight.clamp(min=0)
+            z = guard(F.conv2d(a, w, padding=pad))
+        return a * F.conv_transpose2d(R / z, w, padding=pad)
+
+    def pool(a, R):  # z⁺ with positive weights ¼
+        s = R / guard(F.avg_pool2d(a, 2))
+        return a * s.repeat_interleave(2, -1).repeat_interleave(2, -2) / 4
+
+    R = linear(p2, R)
+    R = conv(p1, pool(a2, R), c2, first=False)
+    R = conv(x, pool(a1, R), c1, first=True)
+    return R.reshape(28, 28), logits[0]
+
+
+@pytest.mark.parametrize("rule_map", ["zplus", "epsilon", "w2"])
+def test_relevance_with_named_target_and_other_rule_maps_match_the_hand_formulas(run_cli, tmp_path, rule_map):
+    from interp.data.images import load_image_dataset
+    from interp.models.checkpoints import load_classifier
+
+    code, stdout, stderr = run_cli("relevance", CNN, "--index", "0", "--target", "Sneaker", "--rule-map", rule_map,
+                                   "--dtype", "float64", "--top", "784", "--json",
+                                   "--out-html", tmp_path / f"map-{rule_map}.html")
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    assert result["target_name"] == "Sneaker" and result["rule_map"] == rule_map
+    assert (tmp_path / f"map-{rule_map}.html").read_text().count("plotly") > 0
+
+    model, _, _ = load_classifier(CNN)
+    image = load_image_dataset("fashion-mnist").test.images[0]
+    expected, logits = _hand_cnn_relevance(model, image, 7, rule_map)
+    got = torch.zeros(784, dtype=torch.float64)
+    for pixel in result["top_pixels"]:
+        got[pixel["pixel"]] = pixel["relevance"]
+    assert result["target"] == 7 and result["output"] == pytest.approx(float(logits[7]), rel=1e-12)
+    scale = float(expected.abs().max())
+    assert torch.allclose(got, expected.flatten(), rtol=1e-9, atol=1e-12 * scale)
+    assert result["relevance_sum"] == pytest.approx(float(expected.sum()), rel=1e-9, abs=1e-12 * scale)
+    if rule_map != "epsilon":  # z⁺, w² and LRP-0 conserve on this bias-free CNN: Σ R is the logit itself
+        assert result["relevance_sum"] == pytest.approx(float(logits[7]), rel=1e-9)
 
 
 def test_bilinear_pairs_sum_to_logit(run_cli, digit_checkpoints):
@@ -77,13 +150,34 @@ def test_bilinear_pairs_sum_to_logit(run_cli, digit_checkpoints):
     assert len(result["top_pairs"]) == 10 and all(p["i"] < p["j"] for p in result["top_pairs"])
 
 
-def test_relu_with_biases_reports_absorbed_part(run_cli, digit_checkpoints):
-    code, stdout, stderr = run_cli("relevance", digit_checkpoints / "relu", "--index", "0", "--json")
+def test_relu_with_biases_absorbs_exactly_the_head_bias(run_cli, digit_checkpoints):
+    """dtd on Linear(b1) → ReLU → Linear(b2): zᴮ (l = 0, h = 1) conserves and LRP-0 on the head passes down
+    Σ_j a_j w_tj, so the part not explained by pixels is the head's bias b2_t; all from the weights by hand."""
+    from interp.models.checkpoints import load_classifier
+
+    code, stdout, stderr = run_cli("relevance", digit_checkpoints / "relu", "--index", "0", "--dtype", "float64",
+                                   "--top", "64", "--json")
     assert code == 0, stderr
     result = json.loads(stdout)
-    assert result["absorbed"] != 0
-    assert result["relevance_sum"] + result["absorbed"] == pytest.approx(result["output"], rel=1e-4)
-    assert sum(result["absorbed_by_layer"].values()) == pytest.approx(result["absorbed"], rel=1e-4, abs=1e-5)
+    model, _, _ = load_classifier(digit_checkpoints / "relu")
+    x = load_digits().test.images[0].double().flatten()
+    W1, b1 = model.fc1.weight.detach().double(), model.fc1.bias.detach().double()
+    W2, b2 = model.fc2.weight.detach().double(), model.fc2.bias.detach().double()
+    hidden = torch.relu(W1 @ x + b1)
+    logits = W2 @ hidden + b2
+    t = int(logits.argmax())
+    R_hidden = hidden * W2[t]
+    z = x[:, None] * W1.T - 1.0 * W1.clamp(max=0).T  # zᴮ terms with l = 0, h = 1: (64 pixels, hidden)
+    expected = (z / z.sum(0, keepdim=True) * R_hidden[None]).sum(1)
+    got = torch.zeros(64, dtype=torch.float64)
+    for pixel in result["top_pixels"]:
+        got[pixel["pixel"]] = pixel["relevance"]
+    assert result["target"] == t and result["output"] == pytest.approx(float(logits[t]), rel=1e-12)
+    assert torch.allclose(got, expected, rtol=1e-9, atol=1e-12 * float(expected.abs().max()))
+    assert result["relevance_sum"] == pytest.approx(float(R_hidden.sum()), rel=1e-9)
+    assert abs(float(b2[t])) > 1e-3
+    assert result["absorbed"] == pytest.approx(float(b2[t]), rel=1e-9)
+    assert result["absorbed_by_layer"]["fc2"] == pytest.approx(float(b2[t]), rel=1e-9)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -92,7 +186,9 @@ def test_relu_with_biases_reports_absorbed_part(run_cli, digit_checkpoints):
     (["--index", "0", "--target", "12"], "class 12 does not exist"),
     (["--index", "0", "--target", "Hat"], "class 'Hat' does not exist"),
     (["--index", "0", "--rule-map", "magic"], "unknown rule map"),
-    (["--index", "0", "--out", "map.jpg"], "use a .png or .html"),
+    (["--index", "0", "--out", "map.jpg"], "the heatmap image is a .png file (an HTML page is --out-html)"),
+    (["--index", "0", "--out", "map.html"], "the heatmap image is a .png file (an HTML page is --out-html)"),
+    (["--index", "0", "--out-html", "map.png"], "--out-html must name an .html file"),
     (["--index", "0", "--pairs"], "--pairs needs a bilinear classifier"),
     ([], "need --index"),
 ])
@@ -110,7 +206,7 @@ def test_missing_checkpoint_is_exit_2(run_cli, tmp_path):
 def test_relevance_eval_dtd_beats_random_and_gradient_on_cnn(run_cli, tmp_path):
     out = tmp_path / "curves.html"
     code, stdout, stderr = run_cli("relevance-eval", CNN, "--n-images", "100", "--steps", "10",
-                                   "--pixels-per-step", "16", "--json", "--quiet", "--out", out)
+                                   "--pixels-per-step", "16", "--json", "--quiet", "--out-html", out)
     assert code == 0, stderr
     result = json.loads(stdout)
     assert set(result["aopc"]) == {"dtd", "gradient_x_input", "gradient", "random"}

@@ -120,12 +120,65 @@ def bias_free_relu_net(seed=3):
 
 @pytest.mark.parametrize("name", ["dtd", "zplus", "lrp0", "w2"])
 def test_conservation_bias_free(name):
+    # Every rule of these maps conserves on a bias-free ReLU net: Σ_i R_i is the target logit, read here
+    # from the network's own forward pass (not from the engine's output or absorbed terms).
     net = bias_free_relu_net()
     x = torch.rand(16, 12, dtype=torch.float64)
+    with torch.no_grad():
+        logits = net(x)
+    target = logits.argmax(1)
     maps = relevance(net, x, rules=name)
-    relative = (maps.relevance.sum(1) - maps.output).abs() / maps.output.abs()
-    assert relative.max() < 1e-5
-    assert maps.absorbed.abs().max() < 1e-5 * maps.output.abs().max()
+    assert torch.equal(maps.target, target)
+    logit = logits[torch.arange(16), target]
+    assert torch.allclose(maps.relevance.sum(1), logit, rtol=1e-10, atol=0)
+
+
+def _hand_rule(rule, W, b, a, R, eps=0.01):
+    """One layer of LRP by its textbook formula on the dense matrix W (out × in): R_i = Σ_j c_ij / z_j · R_j."""
+    if rule == "lrp0":
+        c = a[:, None, :] * W[None]  # (n, out, in)
+        z = a @ W.T + b
+    elif rule == "epsilon":
+        c = a[:, None, :] * W[None]
+        z = a @ W.T + b
+        z = z + eps * torch.where(z >= 0, 1.0, -1.0)
+    elif rule == "zplus":
+        c = a[:, None, :] * W.clamp(min=0)[None]
+        z = c.sum(2)
+    elif rule == "w2":
+        c = (W * W)[None].expand(len(a), -1, -1)
+        z = c.sum(2)
+    else:
+        raise AssertionError(rule)
+    return (c / z[:, :, None] * R[:, :, None]).sum(1)
+
+
+@pytest.mark.parametrize("name, first, hidden, last", [
+    ("zplus", "zplus", "zplus", "zplus"), ("w2", "w2", "zplus", "lrp0"), ("lrp0", "lrp0", "lrp0", "lrp0"),
+    ("epsilon", "epsilon", "epsilon", "epsilon")])
+def test_rule_maps_on_a_network_with_biases_equal_the_chained_textbook_formulas(name, first, hidden, last):
+    # x → W1,b1 → ReLU → W2,b2 → ReLU → W3,b3, each layer's rule written out on its matrix.
+    torch.manual_seed(11)
+    net = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 5)).double()
+    (W1, b1), (W2, b2), (W3, b3) = ((net[i].weight.detach(), net[i].bias.detach()) for i in (0, 2, 4))
+    x = torch.rand(6, 12, dtype=torch.float64)
+    a1 = (x @ W1.T + b1).clamp(min=0)
+    a2 = (a1 @ W2.T + b2).clamp(min=0)
+    logits = a2 @ W3.T + b3
+    c = logits.argmax(1)
+    R3 = torch.zeros_like(logits)
+    R3[torch.arange(6), c] = logits[torch.arange(6), c]
+    R2 = _hand_rule(last, W3, b3, a2, R3)
+    R1 = _hand_rule(hidden, W2, b2, a1, R2)
+    R0 = _hand_rule(first, W1, b1, x, R1)
+    maps = relevance(net, x, rules=name)
+    assert torch.equal(maps.target, c)
+    assert torch.allclose(maps.output, logits[torch.arange(6), c], rtol=1e-12, atol=0)
+    assert torch.allclose(maps.relevance, R0, rtol=1e-9, atol=1e-12)
+    # What each layer does not pass down, from the hand-computed relevances (to 1e-10: the engine's z⁺
+    # denominators carry a 1e-12 guard against division by zero).
+    for layer, above, below in (("0", R1, R0), ("2", R2, R1), ("4", R3, R2)):
+        assert torch.allclose(maps.absorbed_by_layer[layer], above.sum(1) - below.sum(1), rtol=0, atol=1e-10)
 
 
 def test_conservation_cnn_and_bilinear_in_float32():
@@ -143,16 +196,27 @@ def test_conservation_cnn_and_bilinear_in_float32():
         torch.set_default_dtype(torch.float64)
 
 
-def test_biases_absorbed_part_is_reported_exactly():
+def test_biases_absorbed_part_equals_the_bias_shares_computed_by_hand():
+    # LRP-0 on Linear(b1) → ReLU → Linear(b2): R_j = a_j w_tj (the head's bias b2_t is not passed down),
+    # R_i = Σ_j x_i W1_ji / z_j · R_j with z_j = W1_j·x + b1_j (the share b1_j / z_j · R_j stays behind).
     torch.manual_seed(5)
     mlp = ReluMLP(12, 5, d_hidden=16).double()
+    W1, b1 = mlp.fc1.weight.detach(), mlp.fc1.bias.detach()
+    W2, b2 = mlp.fc2.weight.detach(), mlp.fc2.bias.detach()
     x = torch.rand(10, 12, dtype=torch.float64)
+    z1 = x @ W1.T + b1
+    a1 = z1.clamp(min=0)
+    logits = a1 @ W2.T + b2
+    t = logits.argmax(1)
+    R_hidden = a1 * W2[t]
+    R_in = x * ((R_hidden / z1) @ W1)
     maps = relevance(mlp, x, rules="lrp0")
-    # Σ R + absorbed = output, and the top layer absorbs exactly its bias under LRP-0.
-    assert torch.allclose(maps.relevance.sum(1) + maps.absorbed, maps.output, atol=1e-10)
-    assert torch.allclose(maps.absorbed_by_layer["fc2"], mlp.fc2.bias.detach()[maps.target], atol=1e-10)
-    total = sum(maps.absorbed_by_layer.values())
-    assert torch.allclose(total, maps.absorbed, atol=1e-10)
+    assert torch.equal(maps.target, t)
+    assert torch.allclose(maps.relevance, R_in, rtol=1e-10, atol=1e-13)
+    assert torch.allclose(maps.absorbed_by_layer["fc2"], b2[t], rtol=1e-10, atol=1e-13)
+    bias_share = (b1 / z1 * R_hidden).sum(1)
+    assert torch.allclose(maps.absorbed_by_layer["fc1"], bias_share, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(maps.absorbed, b2[t] + bias_share, rtol=1e-9, atol=1e-12)
 
 
 def test_zplus_relevance_non_negative_for_non_negative_inputs():
@@ -175,20 +239,37 @@ def test_lrp0_equals_gradient_times_input_on_relu_nets():
         assert torch.allclose(maps.output, output)
 
 
-def test_bilinear_pair_decomposition_sums_to_logit():
+def test_bilinear_pair_decomposition_equals_the_hand_quadratic_form():
+    # logit_c = Σ_h P_ch (w_h·x̃)(v_h·x̃) = x̃ᵀ Q x̃ with Q = ½ Σ_h P_ch (w_h v_hᵀ + v_h w_hᵀ), x̃ = [E x, 1] or E x;
+    # over the pixels: Q_x = E'ᵀ Q E' with E' mapping x to x̃ (the constant is its own input).
     torch.manual_seed(9)
-    for kwargs in ({}, {"bias": True}, {"d_embed": 6}):
+    for kwargs in ({}, {"bias": True}, {"d_embed": 6}, {"d_embed": 6, "bias": True}):
         model = BilinearClassifier(10, 3, d_hidden=8, **kwargs).double()
         x = torch.randn(10, dtype=torch.float64)
+        with torch.no_grad():
+            logit = model(x[None])[0, 1]
+        W, V, P = model.bilinear.W.detach(), model.bilinear.V.detach(), model.head.weight.detach()[1]
+        E = model.embed.weight.detach() if model.embed is not None else torch.eye(10, dtype=torch.float64)
+        if model.bias_flag:  # x̃ = E' [x, 1]
+            E = torch.block_diag(E, torch.ones(1, 1, dtype=torch.float64))
+        xs = torch.cat([x, torch.ones(1, dtype=torch.float64)]) if model.bias_flag else x
+        Q = 0.5 * (torch.einsum("h,hi,hj->ij", P, W, V) + torch.einsum("h,hi,hj->ij", P, V, W))
+        Qx = E.T @ Q @ E
+        expected_pairs = xs[:, None] * Qx * xs[None, :]
         pairs = bilinear_pair_relevance(model, x, target=1)
-        assert pairs.pairs.sum().item() == pytest.approx(pairs.output, rel=1e-12)
-        assert pairs.relevance.sum().item() + pairs.absorbed == pytest.approx(pairs.output, rel=1e-12)
-        assert torch.allclose(pairs.pairs, pairs.pairs.T)
+        assert pairs.output == pytest.approx(float(logit), rel=1e-12)
+        assert torch.allclose(pairs.pairs, expected_pairs, rtol=1e-10, atol=1e-13)
+        assert pairs.pairs.sum().item() == pytest.approx(float(logit), rel=1e-10)
+        rows = expected_pairs.sum(1)
+        assert torch.allclose(pairs.relevance, rows[:10], rtol=1e-10, atol=1e-13)
+        # The constant's share: 0 without a bias, else x̃_c (Q x̃)_c, the pairs of the constant input.
+        assert pairs.absorbed == pytest.approx(float(rows[10:].sum()), rel=1e-10, abs=0)
+        if model.bias_flag:
+            assert abs(pairs.absorbed) > 1e-3 * abs(float(logit))
         # The engine's bilinear rule gives the same per-pixel relevance R_i = Σ_j R_ij.
         maps = relevance(model, x[None], target=1, rules="dtd")
-        assert torch.allclose(maps.relevance[0], pairs.relevance, atol=1e-10)
-        if not kwargs:
-            assert pairs.absorbed == 0
+        # (to 1e-10: the rule's denominators g_h carry the engine's 1e-12 guard against division by zero)
+        assert torch.allclose(maps.relevance[0], rows[:10], rtol=0, atol=1e-10)
 
 
 def test_layer_without_rule_and_bad_class_are_input_errors():
@@ -222,3 +303,47 @@ def test_dtd_on_a_tiny_network_equals_the_chained_matrix_formulas():
     maps = relevance(net, x, rules="dtd")
     assert torch.equal(maps.target, c)
     assert torch.allclose(maps.relevance, R0, atol=1e-10)
+
+
+def test_pixel_flipping_aopc_equals_a_hand_flipping_loop():
+    """README's AOPC figures: per image, rank the pixels by each method's score (DTD by the chained textbook
+    formulas, gradient and gradient×input from the weight matrices), zero them 4 at a time, read the target logit
+    from a plain matrix forward pass; AOPC = mean over images of mean_k (f(x⁰) − f(xᵏ))."""
+    from interp.relevance.evaluate import pixel_flipping
+
+    net = bias_free_relu_net(seed=12)
+    W1, W2, W3 = (net[i].weight.detach() for i in (0, 2, 4))
+    images = 0.05 + 0.95 * torch.rand(7, 12, dtype=torch.float64)  # no zero pixels: no ties in the rankings
+    steps, per_step = 3, 4
+
+    def forward(x):
+        return ((x @ W1.T).clamp(min=0) @ W2.T).clamp(min=0) @ W3.T
+
+    generator = torch.Generator().manual_seed(0)
+    torch.rand(images.shape, generator=generator)  # pixel_flipping draws its uniform replacement values first
+    random_scores = torch.rand(images.shape, generator=generator)
+    aopc = {"dtd": [], "gradient_x_input": [], "gradient": [], "random": []}
+    for n, x in enumerate(images):
+        a1 = (W1 @ x).clamp(min=0)
+        a2 = (W2 @ a1).clamp(min=0)
+        t = int((W3 @ a2).argmax())
+        R2 = a2 * W3[t]
+        W2p = W2.clamp(min=0)
+        R1 = a1 * (W2p.T @ (R2 / (W2p @ a1)))
+        W1n = W1.clamp(max=0)
+        z = W1 @ x - W1n.sum(1)
+        dtd = x * (W1.T @ (R1 / z)) - W1n.T @ (R1 / z)
+        grad = W1.T @ ((W1 @ x > 0) * (W2.T @ ((W2 @ a1 > 0) * W3[t])))
+        scores = {"dtd": dtd, "gradient_x_input": grad * x, "gradient": grad.abs(), "random": random_scores[n]}
+        for method, score in scores.items():
+            order = score.argsort(descending=True, stable=True)
+            f0, drops = forward(x)[t], []
+            for k in range(steps + 1):
+                flipped = x.clone()
+                flipped[order[:k * per_step]] = 0.0
+                drops.append(float(f0 - forward(flipped)[t]))
+            aopc[method].append(sum(drops) / len(drops))
+    result = pixel_flipping(net, images, rules="dtd", steps=steps, pixels_per_step=per_step, quiet=True)
+    for method, values in aopc.items():
+        assert result.aopc[method] == pytest.approx(sum(values) / len(values), rel=1e-10, abs=1e-13), method
+    assert len({round(v, 6) for v in result.aopc.values()}) == 4  # the methods rank the pixels differently

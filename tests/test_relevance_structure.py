@@ -124,7 +124,24 @@ def test_merged_embedding_bilinear_gives_the_same_relevance_as_the_two_layer_pat
     before = relevance(model, x, maps.target, two_layer, canonizers=(ExpandModules(),))
     assert before.rules["embed"] == "lrp0" and maps.rules["embed+bilinear"] == "bilinear"
     assert torch.allclose(maps.relevance, before.relevance, rtol=1e-10, atol=1e-12)
-    assert torch.allclose(maps.relevance.sum(1) + maps.absorbed, maps.output, atol=1e-10)
+    # By hand: logit_t = Σ_h P_th g_h, g_h = (w_h·x̃)(v_h·x̃), x̃ = [E x, 1]. The rule hands unit h's
+    # R_h = P_th g_h down as R_h / g_h · ½ x·∇g_h = R_h / g_h · (g_h − c_h), where c_h = ½(w_hc v_h·x̃ + v_hc w_h·x̃)
+    # is the constant input's share (0 without a bias); g_h carries the engine's 1e-12 guard, so it is used here too.
+    W, V, E = model.bilinear.W.detach(), model.bilinear.V.detach(), model.embed.weight.detach()
+    xt = x @ E.T
+    if bias:
+        xt = torch.cat([xt, torch.ones(len(x), 1)], 1)
+    left, right = xt @ W.T, xt @ V.T
+    g = left * right
+    P = model.head.weight.detach()[maps.target]
+    logit = (P * g).sum(1)
+    c = 0.5 * (W[:, -1] * right + V[:, -1] * left) if bias else torch.zeros_like(g)
+    guarded = g + 1e-12 * torch.where(g >= 0, 1.0, -1.0)
+    assert torch.allclose(maps.output, logit, rtol=1e-12, atol=0)
+    assert torch.allclose(maps.relevance.sum(1), (P * g / guarded * (g - c)).sum(1), rtol=0, atol=1e-13)
+    if bias:
+        constant = (P * c).sum(1)
+        assert constant.abs().min() > 1e-3 * logit.abs().max()
 
 
 def test_a_new_model_type_plugs_in_with_a_canonizer(monkeypatch):

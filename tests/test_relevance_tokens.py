@@ -89,14 +89,15 @@ def test_cli_token_relevance(run_cli, tmp_path):
     save_lm(tmp_path / "lm", tiny_lm(), tokenizer, {})
     save_lm(tmp_path / "gelu", tiny_lm("gelu"), tokenizer, {})
     code, stdout, stderr = run_cli("relevance", tmp_path / "lm", "--text", "the cat sat on the", "--target", "mat",
-                                   "--json", "--top", "3", "--out", tmp_path / "tokens.html")
+                                   "--json", "--top", "3", "--out-html", tmp_path / "tokens.html")
     assert code == 0, stderr
     result = json.loads(stdout)
     assert result["tokens"] == ["<bos>", "the", "cat", "sat", "on", "the"] and result["target"] == "mat"
     assert result["relevance_sum"] == pytest.approx(result["output"], rel=1e-4, abs=1e-5)
     assert len(result["top_tokens"]) == 3 and (tmp_path / "tokens.html").is_file()
     for args, message in ((["--text", "the unicorn"], "unknown word"), (["--text", "the", "--target", "zebra"], "unknown word"),
-                          (["--index", "0"], "need --text")):
+                          (["--index", "0"], "need --text"),
+                          (["--text", "the cat", "--out", tmp_path / "tokens.png"], "with --out-html")):
         code, stdout, stderr = run_cli("relevance", tmp_path / "lm", *args, "--json")
         assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1
     code, stdout, stderr = run_cli("relevance", tmp_path / "gelu", "--text", "the cat", "--json")

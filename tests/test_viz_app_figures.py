@@ -55,7 +55,8 @@ def test_activation_histogram_spreads_bins_over_the_max():
     fig = graph_viz.activation_histogram_figure({"histogram": [5, 3, 1, 0], "act_max": 2.0})
     (bar,) = fig.data
     assert list(bar.x) == [0.25, 0.75, 1.25, 1.75] and list(bar.y) == [5, 3, 1, 0]
-    assert fig.layout.title.text == "activation histogram (active tokens)"
+    # No title inside the figure (the chart's toolbar would cover it): the page names the chart above it.
+    assert fig.layout.title.text is None and fig.layout.xaxis.title.text == "activation (active tokens)"
 
 
 def test_highlighted_context_windows_and_escapes():
@@ -140,3 +141,30 @@ def test_method_maps_and_pair_helpers_on_a_tiny_bilinear_classifier():
     expected = direction_spectrum(weights, parse_direction("0-2", 3, ["a", "b", "c"]), label="0-2", n_values=5,
                                   n_vectors=2)
     assert spectrum.to_dict() == expected.to_dict()
+
+
+def test_class_spectra_are_a_heatmap_and_truncation_ticks_are_the_ks():
+    from interp.viz.bilinear import class_spectra_figure, truncation_figure
+
+    classes = [{"class": i, "name": f"c{i}", "effective_rank": 2.0, "top_eigenvalues": [1.0, -0.8, 0.5][: 3 - i]}
+               for i in range(3)]
+    (heat,) = class_spectra_figure(classes).data
+    assert heat.type == "heatmap" and len(heat.y) == 3 and list(heat.z[2]) == [1.0, None, None]
+    assert heat.zmin == -1.0 and heat.zmax == 1.0
+    fig = truncation_figure({"1": 0.5, "2": 0.6, "5": 0.7, "10": 0.8, "20": 0.85, "50": 0.9}, 0.9)
+    assert fig.layout.xaxis.type == "log" and list(fig.layout.xaxis.ticktext) == ["1", "2", "5", "10", "20", "50"]
+
+
+def test_hidden_image_draws_perturbation_and_recovery_alike():
+    from types import SimpleNamespace
+
+    from interp.viz.harmless import hidden_image_figure
+
+    image = [[0.0, 1.0], [2.0, -9.0]]
+    scale = SimpleNamespace(scale=10.0, result_image=image, max_abs_logit_change=0.0)
+    hidden = SimpleNamespace(carrier=image, secret=image, projected_secret=image, recovered=image, scales=[scale],
+                             exact=True, layer="fc", dimension=3)
+    fig = hidden_image_figure(hidden)
+    perturbation, recovered = fig.data[2], fig.data[-1]
+    assert perturbation.colorscale == recovered.colorscale and perturbation.zmin == recovered.zmin
+    assert all("<br>" in a.text for a in fig.layout.annotations[2:])   # titles on two short lines

@@ -20,7 +20,10 @@ if not checkpoints:
     st.stop()
 
 # One row per checkpoint with its headline metrics side by side.
-st.dataframe(catalog.checkpoint_table(checkpoints), hide_index=True, width="stretch")
+# One table per kind, each with the columns that kind records (one table of all would be mostly empty cells).
+for kind, rows in catalog.checkpoint_tables(checkpoints).items():
+    st.markdown(f"**{catalog.KIND_TITLES.get(kind, kind)}**")
+    st.dataframe(rows, hide_index=True, width="stretch", key=f"table_{kind}")
 
 # Accuracy of every classifier, and task metrics of every LM, as bars.
 accuracy = classifier_accuracy_figure(checkpoints)

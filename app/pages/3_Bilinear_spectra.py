@@ -15,18 +15,12 @@ from interp.errors import InterpError  # noqa: E402
 roots = ui.roots()
 
 
-@st.cache_data(show_spinner="Spectra of every class and the truncation curve on the test set…")
 def report(path: str) -> dict:
-    model, config = ui.image_model(path)
-    data = ui.image_dataset(config["dataset"])
-    return analysis.eigen_report(model, data.test.images, data.test.labels, data.class_names).to_dict()
+    return ui.eigen_report(path)  # cached in `ui`, and filled in the background when the server starts
 
 
-@st.cache_data(show_spinner="Eigendecomposing the direction…")
 def spectrum(path: str, direction: str, n_vectors: int) -> dict:
-    model, config = ui.image_model(path)
-    names = ui.image_dataset(config["dataset"]).class_names
-    return analysis.classifier_direction_spectrum(model, direction, names, n_values=60, n_vectors=n_vectors).to_dict()
+    return ui.direction_spectrum(path, direction, n_vectors)
 
 
 @st.cache_resource(show_spinner="Loading the dictionaries…")
@@ -92,9 +86,11 @@ if kind == "language model":
     with right:
         st.markdown(f"**Top input-feature pairs** writing along {reading['output_label']}")
         pairs = reading["pairs"]
-        st.dataframe([{"a": a, "b": b, "coefficient": round(c, 4)}
+        # Significant digits, not decimals: coefficients are often far below 1e-3.
+        st.dataframe([{"a": a, "b": b, "coefficient": float(f"{c:.4g}")}
                       for (a, b), (_, _, c) in zip(pairs["pair_labels"], pairs["pairs"])],
-                     hide_index=True, height=380, key="pairs_table")
+                     hide_index=True, height=380, key="pairs_table",
+                     column_config={"coefficient": st.column_config.NumberColumn(format="%.4g")})
     st.caption("The MLP writes Σ_{a≤b} C[a,b] z_a z_b along the output direction when the normalised residual "
                "stream is Σ z_a (input feature a): exact for a bilinear layer, read from the weights alone. "
                "The truncation curve is an image-classifier analysis; pick one above to see it.")
@@ -126,25 +122,30 @@ n_vectors = st.slider("Eigenvectors shown", min_value=1, max_value=16, value=8, 
 a = labels.index(positive)
 direction = str(a) if negative == "—" else f"{a}-{labels.index(negative)}"
 title = names[a] if negative == "—" else f"{names[a]} − {names[labels.index(negative)]}"
-try:
-    result = spectrum(str(chosen.path), direction, 16)
-except InterpError as e:
-    ui.fail(e)
+if negative != "—" and labels.index(negative) == a:
+    # A class minus itself: the output direction is zero, so Q is zero and has no spectrum to show.
+    st.info(f"{title} is the zero direction: the logit difference of a class with itself is 0 for every image, "
+            "so its matrix Q is zero (no eigenvalues, no eigenvectors). Pick two different classes.")
+else:
+    try:
+        result = spectrum(str(chosen.path), direction, 16)
+    except InterpError as e:
+        ui.fail(e)
 
-c1, c2, c3 = st.columns(3)
-c1.metric("Effective rank (Σ|λ|)²/Σλ²", f"{result['effective_rank']:.2f}")
-c2.metric("Positive eigenvalues", result["n_positive"])
-c3.metric("Negative eigenvalues", result["n_negative"])
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Effective rank (Σ|λ|)²/Σλ²", f"{result['effective_rank']:.2f}")
+    c2.metric("Positive eigenvalues", result["n_positive"])
+    c3.metric("Negative eigenvalues", result["n_negative"])
 
-st.plotly_chart(viz.spectrum_figure(result["top_eigenvalues"], title=f"Spectrum of Q for {title} (top 60 by |λ|)"),
-                key="spectrum")
-shape = data.image_shape
-grid = viz.eigenvector_grid(result["top_eigenvectors"][:n_vectors], result["top_eigenvalues"][:n_vectors], shape,
-                            columns=min(4, n_vectors), title=f"Top {n_vectors} eigenvectors for {title} "
-                                                              "(red positive, blue negative)")
-st.plotly_chart(grid, key="eigenvectors")
-st.caption("Each logit is exactly Σₖ λₖ (vₖᵀx)²: an image drives the output by how strongly it matches "
-           "each eigenvector, squared; positive λ push the output up, negative λ push it down.")
+    st.plotly_chart(viz.spectrum_figure(result["top_eigenvalues"], title=f"Spectrum of Q for {title} (top 60 by |λ|)"),
+                    key="spectrum")
+    shape = data.image_shape
+    grid = viz.eigenvector_grid(result["top_eigenvectors"][:n_vectors], result["top_eigenvalues"][:n_vectors], shape,
+                                columns=min(4, n_vectors), title=f"Top {n_vectors} eigenvectors for {title} "
+                                                                  "(red positive, blue negative)")
+    st.plotly_chart(grid, key="eigenvectors")
+    st.caption("Each logit is exactly Σₖ λₖ (vₖᵀx)²: an image drives the output by how strongly it matches "
+               "each eigenvector, squared; positive λ push the output up, negative λ push it down.")
 
 curves = report(str(chosen.path))
 left, right = st.columns(2)

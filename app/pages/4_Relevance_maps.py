@@ -13,29 +13,15 @@ from interp.errors import InterpError  # noqa: E402
 roots = ui.roots()
 # The methods shown side by side: the deep Taylor rule map, and the baselines it is compared with.
 METHODS = {"deep Taylor (DTD)": "dtd", "LRP-ε": "epsilon", "gradient × input": "gradient_x_input", "gradient": "gradient"}
-FLIP_IMAGES = 100
+FLIP_IMAGES = ui.FLIP_IMAGES
 
 
-@st.cache_data(show_spinner="Relevance maps…")
-def maps(path: str, index: int, target: int | None) -> dict:
-    model, config = ui.image_model(path)
-    image = ui.image_dataset(config["dataset"]).test.images[index]
-    return evaluate.method_maps(model, image, target).to_dict()
+# Cached in `ui` (shared with the background warm-up, which fills the default view when the server starts).
+maps, pairs = ui.relevance_maps, ui.pair_relevance
 
 
-@st.cache_resource(show_spinner="Pair relevance…", max_entries=16)
-def pairs(path: str, index: int, target: int):
-    # A (d × d) tensor: kept as the Result object (cache_resource), not pickled into a list of lists.
-    model, config = ui.image_model(path)
-    image = ui.image_dataset(config["dataset"]).test.images[index]
-    return engine.bilinear_pair_relevance(model, image, target)
-
-
-@st.cache_data(show_spinner=f"Pixel flipping on {FLIP_IMAGES} test images…")
 def flipping(path: str, n_images: int) -> dict:
-    model, config = ui.image_model(path)
-    images = ui.image_dataset(config["dataset"]).test.images[:n_images]
-    return evaluate.pixel_flipping(model, images, "dtd", steps=25, pixels_per_step=16, quiet=True).to_dict()
+    return ui.pixel_flipping(path, n_images)
 
 
 mode = st.radio("Explain", ["an image", "a prompt"], horizontal=True, key="mode")

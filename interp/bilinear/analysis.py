@@ -94,6 +94,71 @@ def truncation_accuracy(eig: Eigen, inputs: torch.Tensor, labels: torch.Tensor, 
     return {str(k): correct[k] / max(1, len(inputs)) for k in ks}
 
 
+
+def dct_matrix(n: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The orthonormal DCT-II matrix C (n × n): row f is √(α_f/n)·cos(π f (2t + 1) / 2n), α_0 = 1, α_f = 2,
+    so C x holds the coefficients of x by spatial frequency f (0 = constant) and C Cᵀ = I."""
+    f = torch.arange(n, dtype=dtype)[:, None]
+    t = torch.arange(n, dtype=dtype)[None, :]
+    scale = torch.full((n, 1), (2.0 / n) ** 0.5, dtype=dtype)
+    scale[0] = (1.0 / n) ** 0.5
+    return scale * torch.cos(torch.pi * f * (2 * t + 1) / (2 * n))
+
+
+def low_frequency_share(images: torch.Tensor, cutoff: int = 7) -> torch.Tensor:
+    """Smoothness of images (..., H, W): the share of each image's energy Σx² in the 2-D DCT coefficients
+    with both frequencies below `cutoff` (the cutoff × cutoff lowest-frequency block).
+
+    A constant image gives 1, a checkerboard 0, white noise on average cutoff²/(H·W) (1/16 for 28 × 28
+    with the default 7). An all-zero image gives 0."""
+    h, w = images.shape[-2:]
+    x = images.to(torch.float64)
+    coeffs = dct_matrix(h) @ x @ dct_matrix(w).T
+    energy = (coeffs ** 2).sum((-2, -1))
+    low = (coeffs[..., :cutoff, :cutoff] ** 2).sum((-2, -1))
+    return torch.where(energy > 0, low / energy.clamp_min(1e-300), torch.zeros_like(energy))
+
+
+@dataclass
+class SpectrumSummary(Result):
+    """How readable a bilinear image classifier's class spectra are, in four numbers (plus per class).
+
+    effective_rank: (Σ|λ|)² / Σλ² of each class form Q_c (`core.effective_rank`, a participation ratio).
+    truncated_accuracy: accuracy with only the top `k` eigencomponents (by |λ|) of every class.
+    smoothness: `low_frequency_share` of the pixel part of each class's top `n_vectors` eigenvectors,
+    averaged over them (white noise: cutoff²/(H·W)).
+    """
+
+    full_accuracy: float
+    k: int
+    truncated_accuracy: float
+    effective_rank: list[float]  # per class
+    mean_effective_rank: float
+    n_vectors: int
+    cutoff: int
+    smoothness: list[float]  # per class
+    mean_smoothness: float
+
+
+@torch.no_grad()
+def spectrum_summary(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, k: int = 10,
+                     n_vectors: int = 5, cutoff: int = 7) -> SpectrumSummary:
+    """Effective rank, top-k truncation accuracy and eigenvector smoothness of every class of a bilinear
+    classifier, on (images (N, H, W), labels)."""
+    weights = classifier_weights(model)
+    eig = class_eigen(weights)
+    shape = tuple(images.shape[1:])
+    d_pix = images[0].numel()
+    full = (model(images).argmax(-1) == labels).float().mean().item()
+    inputs = weights.augment(images.reshape(len(images), -1).to(weights.P.dtype))
+    truncated = truncation_accuracy(eig, inputs, labels, ks=(k,))[str(k)]
+    ranks = effective_rank(eig.eigenvalues)
+    top = eig.eigenvectors[:, :n_vectors, :d_pix]  # drop the constant coordinate under bias
+    smooth = low_frequency_share(top.reshape(*top.shape[:2], *shape), cutoff).mean(-1)
+    return SpectrumSummary(full_accuracy=full, k=k, truncated_accuracy=truncated, effective_rank=ranks.tolist(),
+                           mean_effective_rank=float(ranks.mean()), n_vectors=n_vectors, cutoff=cutoff,
+                           smoothness=smooth.tolist(), mean_smoothness=float(smooth.mean()))
+
 @dataclass
 class HOSVDResult(Result):
     """HOSVD of the tensor B (out × in × in) when no output direction is given.

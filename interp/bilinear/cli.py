@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from interp.argtypes import non_negative_int, positive_float, positive_int
+from interp.argtypes import contrast_pair, non_negative_int, positive_float, positive_int
 from interp.device import resolve_dtype
 from interp.errors import InterpError
 
@@ -24,15 +24,18 @@ def eigen_command(args: argparse.Namespace) -> dict[str, Any]:
     dtype = resolve_dtype(args.dtype)
     if dtype not in (torch.float32, torch.float64):
         raise InterpError("eigendecompositions need --dtype float32 or float64")
-    model, config, _ = load_classifier(args.path, expect_arch="bilinear")
+    if args.direction is not None and args.contrast is not None:
+        raise InterpError("give --direction or --contrast, not both")
+    model, config, _ = load_classifier(args.model, expect_arch="bilinear")
     dataset = load_image_dataset(config.get("dataset", ""), args.data_dir)
     if model.d_in != dataset.test.images[0].numel():
-        raise InterpError(f"{args.path} expects inputs of size {model.d_in}, but {dataset.name} images have "
+        raise InterpError(f"{args.model} expects inputs of size {model.d_in}, but {dataset.name} images have "
                           f"{dataset.test.images[0].numel()} pixels")
     if args.html is not None and args.html.suffix.lower() not in (".html", ".htm"):
         raise InterpError(f"--out-html must name an .html file, got {args.html}")
+    direction = _output_direction(args, model.n_classes, dataset.class_names)
     report = eigen_report(model.to(dtype), dataset.test.images.to(dtype), dataset.test.labels, dataset.class_names,
-                          ks=TRUNCATION_KS, n_values=args.top, direction=args.direction, with_hosvd=args.hosvd,
+                          ks=TRUNCATION_KS, n_values=args.top, direction=direction, with_hosvd=args.hosvd,
                           mask_target=args.mask, mask_vectors=args.mask_vectors, mask_norm=args.mask_norm, dtype=dtype,
                           demean=args.demean)
     result = report.to_dict()
@@ -44,9 +47,28 @@ def eigen_command(args: argparse.Namespace) -> dict[str, Any]:
         vectors = {f"{c}: {dataset.class_names[c]}": (eig.eigenvectors[c, :args.vectors].tolist(),
                                                       eig.eigenvalues[c, :args.vectors].tolist())
                    for c in range(weights.d_out)}
-        write_html(args.html, report_figures(result, dataset.image_shape, vectors), title=f"interp eigen {args.path}")
+        write_html(args.html, report_figures(result, dataset.image_shape, vectors), title=f"interp eigen {args.model}")
         result["html"] = str(args.html)
     return result
+
+
+def _output_direction(args: argparse.Namespace, n_out: int, class_names: list[str]) -> str | None:
+    """The direction spec for `eigen_report` from --direction (one class or n_out numbers) or --contrast A,B.
+
+    The library reads a difference of classes as "A-B" too; the command line spells it --contrast A,B only,
+    as every command does, so a difference given to --direction is refused with the flag to use."""
+    from interp.bilinear.core import parse_direction
+
+    if args.contrast is not None:
+        for side in args.contrast:
+            if "," in side or int((parse_direction(side, n_out, class_names) != 0).sum()) != 1:
+                raise InterpError(f"--contrast A,B wants one class on each side, got {side!r}")
+        return f"{args.contrast[0]}-{args.contrast[1]}"
+    if args.direction is not None and "," not in args.direction:
+        if int((parse_direction(args.direction, n_out, class_names) != 0).sum()) != 1:
+            raise InterpError(f"--direction takes one class or {n_out} comma-separated numbers; for a difference of "
+                              f"two classes use --contrast A,B (got {args.direction!r})")
+    return args.direction
 
 
 def bilinear_lm_command(args: argparse.Namespace) -> dict[str, Any]:
@@ -56,8 +78,10 @@ def bilinear_lm_command(args: argparse.Namespace) -> dict[str, Any]:
     from interp.models.lm import load_lm
 
     dtype = resolve_dtype(args.dtype)
-    loaded = load_lm(args.path, dtype=dtype)
-    dictionaries = load_dictionaries(args.dictionaries) if args.dictionaries is not None else None
+    loaded = load_lm(args.model, dtype=dtype)
+    # The default folder may be absent: only feature:... specs need dictionaries.
+    transcoders = args.transcoders if args.transcoders is not None else args.model / "transcoders"
+    dictionaries = load_dictionaries(transcoders) if args.transcoders is not None or transcoders.is_dir() else None
     reading = read_bilinear_mlp(loaded.model, args.layer, args.output, args.inputs, loaded.tokenizer, dictionaries,
                                 top=args.top, heads=args.heads)
     pairs = reading.pairs
@@ -73,14 +97,15 @@ def bilinear_lm_command(args: argparse.Namespace) -> dict[str, Any]:
 def register(cli) -> None:
     p = cli.add_command("bilinear-lm", bilinear_lm_command,
                         help="read a bilinear LM's MLP from its weights: the input pairs behind an output direction")
-    p.add_argument("path", type=Path, help="checkpoint folder of a bilinear LM (kind 'lm')")
+    p.add_argument("model", metavar="MODEL", type=Path, help="checkpoint folder of a bilinear LM (kind 'lm')")
     p.add_argument("--layer", type=non_negative_int, required=True, help="which MLP")
     p.add_argument("--output", required=True,
                    help="output direction: token:WORD (demeaned unembedding), feature:LAYER:INDEX (a dictionary "
                         "feature's encoder row), or d_model comma-separated numbers")
     p.add_argument("--inputs", default="tokens", help="input features: tokens (embeddings) or features:LAYER "
                                                       "(decoder rows of that layer's dictionary)")
-    p.add_argument("--dictionaries", type=Path, default=None, help="transcoders / SAEs folder for feature:... specs")
+    p.add_argument("--transcoders", type=Path, default=None, metavar="DIR",
+                   help="transcoders folder for feature:... specs (default: MODEL/transcoders where it exists)")
     p.add_argument("--demean", action="store_true",
                    help="per class, read the logit minus the mean logit (same predictions; drops shared components)")
     p.add_argument("--top", type=positive_int, default=20, help="pairs to list (default 20)")
@@ -88,10 +113,14 @@ def register(cli) -> None:
 
     p = cli.add_command("eigen", eigen_command,
                         help="eigendecompose a bilinear classifier's interaction matrices: spectra, truncation, masks")
-    p.add_argument("path", type=Path, help="checkpoint folder of a bilinear classifier")
+    p.add_argument("model", metavar="MODEL", type=Path,
+                   help="checkpoint folder of a bilinear classifier (kind 'classifier', arch bilinear)")
     p.add_argument("--direction", default=None,
-                   help="also decompose one output direction: a class index or name, a difference like 3-5, "
-                        "or comma-separated numbers (one per class)")
+                   help="also decompose one output direction: a class index or name, or comma-separated numbers "
+                        "(one per class); a difference of two classes is --contrast")
+    p.add_argument("--contrast", type=contrast_pair, default=None, metavar="A,B",
+                   help="also decompose the output direction e_A - e_B (classes by index or name, e.g. Coat,Shirt "
+                        "or 4,6)")
     p.add_argument("--demean", action="store_true",
                    help="per class, read the logit minus the mean logit (same predictions; drops shared components)")
     p.add_argument("--top", type=positive_int, default=20, help="eigenvalues per class to print (default 20)")

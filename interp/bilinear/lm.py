@@ -252,7 +252,7 @@ def _layer_index(text: str, form: str) -> tuple[int, int]:
 
 def _dictionary(dictionaries: dict | None, layer: int):
     if not dictionaries:
-        raise InterpError("feature directions need dictionaries: pass --dictionaries FOLDER")
+        raise InterpError("feature directions need dictionaries: pass --transcoders FOLDER")
     if layer not in dictionaries:
         raise InterpError(f"no dictionary at layer {layer}; these have layers {sorted(dictionaries)}")
     return dictionaries[layer]

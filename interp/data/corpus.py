@@ -12,6 +12,11 @@ Held-out evaluation sets use IOI templates, names, places and objects that never
 training sentence (the held-out names, places and objects do occur in ordinary sentences and
 induction spans, so the model has embeddings for them and has learned to output them), fresh random
 induction spans and fresh bracket lines. Each task has a function returning `TaskExample`s (prompt, target word, contrast word) for circuit recipes.
+
+That "planted" corpus teaches each task in one format. The "structural" corpus (`CorpusConfig(kind="structural")`,
+`interp train lm --corpus structural`) varies the structure: unmarked repeats of 2–16 words anywhere in running
+text, IOI composed from clause families (some held out of training whole), bracket lines of every depth up to a
+configurable maximum. Structural evaluation sets (`STRUCTURAL_SETS`) measure each task outside its trained format.
 Everything random draws from an explicitly seeded `random.Random`.
 """
 
@@ -188,11 +193,219 @@ def bracket_line(rng: random.Random, max_depth: int = 4, max_items: int = 3) -> 
     return head + [rng.choice(CODE_NAMES), opener] + expr(1) + [BRACKETS[opener], ";"]
 
 
+# ---------------------------------------------------------------- the structural corpus
+#
+# The "planted" corpus above (that of the shipped checkpoints) teaches each task in one format: induction only on
+# "list : … . list : …" spans of 3–8 words, IOI in six fixed templates, brackets nested at most 4 deep (rarely
+# that). The "structural" corpus varies the structure instead:
+#
+# - repeats: a span of 2–16 words (random pool words, or ordinary text) anywhere in running text, with no marker,
+#   repeated after a gap of ordinary text (marked lists stay, so the old format is still learned);
+# - IOI: sentences composed of an intro clause (both names) × an optional middle clause × a giving clause (the
+#   subject gives to the indirect object); whole intro or giving families can be held out of training;
+# - brackets: besides the planted lines, lines whose nesting reaches a depth drawn uniformly from 1 to
+#   `bracket_depth`, so every depth up to the configured maximum is seen equally often.
+
+# Intro clauses name both people; giving clauses end before the indirect object. {N}: a noun, {P}: a place,
+# {O}: an object. A frame family is one intro or one giving clause with every combination it takes part in.
+IOI_INTROS = {
+    "when_went": "when {A} and {B} went to the {P} ,",
+    "after_met": "after {A} and {B} met at the {P} ,",
+    "while_sat": "while {A} and {B} sat in the {P} ,",
+    "were_at": "{A} and {B} were at the {P} .",
+    "then_walked": "then {A} and {B} walked to the {P} and",
+    "arrived": "{A} and {B} arrived at the {P} .",
+    "found": "{A} and {B} found a {N} near the {P} .",
+    "today_into": "today {A} and {B} went into the {P} .",
+    "met_with": "{A} met {B} at the {P} .",
+    "at_the": "at the {P} , {A} and {B} had a {N} .",
+    "sat_with": "{A} sat with {B} behind the {P} ,",
+}
+IOI_MIDDLES = ["the {ADJ} {N} {V} a {N} .", "it is {ADV} .", "a {N} sees the {N} ."]
+IOI_GIVINGS = {
+    "gave": "{S} gave a {O} to",
+    "handed": "{S} handed the {O} to",
+    "passed": "{S} passed a {O} to",
+    "showed": "{S} showed the {O} to",
+    "later_gave_it": "later {S} gave it to",
+    "carries": "then {S} carries the {O} over to",
+    "had_and_gave": "{S} had a {O} and gave it to",
+}
+# Held out of training by default: two intros whose names are not joined by "and" or come after a place, one more
+# intro, and two giving clauses. None of them is a template of the planted corpus either.
+IOI_HELDOUT_FAMILIES = ("met_with", "at_the", "sat_with", "carries", "had_and_gave")
+CORPUS_KINDS = ("planted", "structural")
+LONG_SPAN = 20  # the span length of the long-repeat evaluation set: beyond every training span
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Which corpus `training_document` writes. The defaults are the planted corpus of the shipped checkpoints,
+    so a checkpoint whose `train_options` name no corpus was trained on exactly that."""
+
+    kind: str = "planted"
+    bracket_depth: int = 4  # deepest bracket nesting in training lines
+    repeat_min: int = 2  # unmarked repeated spans: lengths drawn from [repeat_min, repeat_max] (structural)
+    repeat_max: int = 16
+    ioi_heldout_families: tuple[str, ...] = IOI_HELDOUT_FAMILIES  # intro or giving families never trained on
+
+
+def bracket_line_min_length(depth: int) -> int:
+    """Words of the shortest bracket line nested `depth` deep: 'x = y' + depth openers + 'z' + closers + ';'."""
+    return 2 * depth + 5
+
+
+def check_corpus_config(config: CorpusConfig, n_ctx: int) -> None:
+    """Refuse, with one clear line, a corpus that cannot be generated or evaluated in `n_ctx` tokens."""
+    from interp.errors import InterpError
+
+    if config.kind not in CORPUS_KINDS:
+        raise InterpError(f"unknown corpus {config.kind!r}; choose one of {', '.join(CORPUS_KINDS)}")
+    if config.kind == "planted":
+        if config != CorpusConfig():
+            raise InterpError("bracket depth, repeat lengths and held-out IOI families apply only to the structural "
+                              "corpus (--corpus structural)")
+        return
+    if config.bracket_depth < 1:
+        raise InterpError(f"bracket depth must be at least 1, got {config.bracket_depth}")
+    deeper = bracket_line_min_length(config.bracket_depth + 1)
+    if deeper > n_ctx - 1:
+        raise InterpError(f"bracket depth {config.bracket_depth} does not fit a context of {n_ctx} tokens: a line "
+                          f"one level deeper (the deeper evaluation set) needs at least {deeper} words")
+    if not 1 <= config.repeat_min <= config.repeat_max:
+        raise InterpError(f"repeat span lengths must satisfy 1 <= min <= max, got {config.repeat_min}..{config.repeat_max}")
+    if 2 * config.repeat_max + 2 > n_ctx - 1:
+        raise InterpError(f"repeated spans of {config.repeat_max} words do not fit twice in a context of {n_ctx} tokens")
+    unknown = [f for f in config.ioi_heldout_families if f not in IOI_INTROS and f not in IOI_GIVINGS]
+    if unknown:
+        raise InterpError(f"unknown IOI frame family {unknown[0]!r}; families are "
+                          f"{', '.join(list(IOI_INTROS) + list(IOI_GIVINGS))}")
+    if all(f in config.ioi_heldout_families for f in IOI_INTROS):
+        raise InterpError("the corpus holds out every IOI intro family: no IOI sentence would be left to train on")
+    if all(f in config.ioi_heldout_families for f in IOI_GIVINGS):
+        raise InterpError("the corpus holds out every IOI giving family: no IOI sentence would be left to train on")
+
+
+def corpus_config_from_options(options: dict | None) -> CorpusConfig:
+    """The corpus a checkpoint was trained on, from its recorded `train_options` (absent keys: the planted corpus)."""
+    options = options or {}
+    defaults = CorpusConfig()
+    heldout = options.get("ioi_heldout_families", defaults.ioi_heldout_families)
+    if isinstance(heldout, str):
+        heldout = tuple(f for f in heldout.split(",") if f)
+    return CorpusConfig(kind=options.get("corpus", defaults.kind),
+                        bracket_depth=options.get("bracket_depth", defaults.bracket_depth),
+                        repeat_min=options.get("repeat_min", defaults.repeat_min),
+                        repeat_max=options.get("repeat_max", defaults.repeat_max),
+                        ioi_heldout_families=tuple(heldout))
+
+
+def ioi_frames(config: CorpusConfig, split: str) -> list[tuple[str, str]]:
+    """(intro, giving) family pairs: "train" = neither held out; "heldout" = at least one held out."""
+    pairs = [(i, g) for i in IOI_INTROS for g in IOI_GIVINGS]
+    held = set(config.ioi_heldout_families)
+    if split == "train":
+        return [(i, g) for i, g in pairs if i not in held and g not in held]
+    return [(i, g) for i, g in pairs if i in held or g in held]
+
+
+def ioi_composed(rng: random.Random, frames: list[tuple[str, str]], names: list[str], places: list[str],
+                 objects: list[str], middle_probability: float = 0.0) -> tuple[str, str, str]:
+    """(prompt ending before the answer, IO, S) for an IOI sentence built from one of `frames`."""
+    a, b = rng.sample(names, 2)
+    subject, indirect = (b, a) if rng.random() < 0.5 else (a, b)
+    intro, giving = rng.choice(frames)
+    text = IOI_INTROS[intro].format(A=a, B=b, P=rng.choice(places), N=rng.choice(NOUNS))
+    if text.endswith(".") and rng.random() < middle_probability:
+        text += " " + rng.choice(IOI_MIDDLES).format(ADJ=rng.choice(ADJECTIVES), N=rng.choice(NOUNS),
+                                                      V=rng.choice(VERBS), ADV=rng.choice(ADVERBS))
+    text += " " + IOI_GIVINGS[giving].format(S=subject, O=rng.choice(objects))
+    return text, indirect, subject
+
+
+def ioi_structural_training_sentence(rng: random.Random, config: CorpusConfig) -> tuple[str, str, str]:
+    """A training IOI sentence of the structural corpus (training frames, names, places and objects; half the time
+    other single words fill the name slots, as in the planted corpus)."""
+    names = NAMES[:N_TRAIN_NAMES]
+    if rng.random() < IOI_OTHER_FILLER_FRACTION:
+        names = names + IOI_OTHER_FILLERS
+    return ioi_composed(rng, ioi_frames(config, "train"), names, PLACES[:N_TRAIN_PLACES], OBJECTS[:N_TRAIN_OBJECTS],
+                        middle_probability=0.3)
+
+
+def bracket_chain_line(rng: random.Random, depth: int) -> list[str]:
+    """A code-like line whose nesting reaches exactly `depth`: one chain of `depth` brackets, each level with
+    optional sibling names or shallow bracket pairs that never go deeper than the chain."""
+
+    def level(d: int) -> list[str]:  # the content of a bracket opened at nesting d
+        if d == depth:
+            return [rng.choice(CODE_NAMES)]
+        opener = rng.choice(list(BRACKETS))
+        inner = [opener] + level(d + 1) + [BRACKETS[opener]]
+        before, after = [], []
+        for side in (before, after):
+            r = rng.random()
+            if r < 0.3:
+                side.append(rng.choice(CODE_NAMES))
+            elif r < 0.4:
+                sibling = rng.choice(list(BRACKETS))
+                side += [sibling, rng.choice(CODE_NAMES), BRACKETS[sibling]]
+        return before + inner + after
+
+    head = [rng.choice(CODE_KEYWORDS)] if rng.random() < 0.3 else [rng.choice(CODE_NAMES), "="]
+    opener = rng.choice(list(BRACKETS))
+    return head + [rng.choice(CODE_NAMES), opener] + level(1) + [BRACKETS[opener], ";"]
+
+
+def repeat_text(rng: random.Random, config: CorpusConfig) -> list[str]:
+    """An unmarked repeat: a span (random pool words or ordinary text), a gap of ordinary text, the span again."""
+    length = rng.randint(config.repeat_min, config.repeat_max)
+    if rng.random() < 0.5:
+        span = induction_span(rng, length)
+    else:
+        text: list[str] = []
+        while len(text) < length:
+            text += ordinary_sentence(rng).split()
+        start = rng.randint(0, len(text) - length)
+        span = text[start:start + length]
+    gap: list[str] = []
+    for _ in range(rng.randint(0, 2)):
+        gap += ordinary_sentence(rng).split()
+    return span + gap + span
+
+
+def structural_document(rng: random.Random, n_words: int, config: CorpusConfig) -> list[str]:
+    """About `n_words` words of the structural corpus."""
+    words: list[str] = []
+    while len(words) < n_words:
+        r = rng.random()
+        if r < 0.2:
+            words += ordinary_sentence(rng).split()
+        elif r < 0.45:
+            prompt, indirect, _ = ioi_structural_training_sentence(rng, config)
+            words += prompt.split() + [indirect, "."]
+        elif r < 0.65:
+            if rng.random() < 0.5:
+                words += bracket_line(rng, max_depth=min(config.bracket_depth, 4))
+            else:
+                words += bracket_chain_line(rng, rng.randint(1, config.bracket_depth))
+        elif r < 0.75:
+            span = induction_span(rng, rng.randint(3, 8))
+            filler = " ".join(ordinary_sentence(rng) for _ in range(rng.randint(0, 2)))
+            words += induction_text(rng, span, filler).split()
+        else:
+            words += repeat_text(rng, config)
+    return words[:n_words]
+
+
 # ---------------------------------------------------------------- training text
 
 
-def training_document(rng: random.Random, n_words: int) -> list[str]:
-    """About `n_words` words (no BOS) mixing ordinary sentences with the three tasks."""
+def training_document(rng: random.Random, n_words: int, config: CorpusConfig | None = None) -> list[str]:
+    """About `n_words` words (no BOS) mixing ordinary sentences with the three tasks; `config` None or planted:
+    the corpus of the shipped checkpoints, drawing exactly the same words from `rng` as before it had options."""
+    if config is not None and config.kind == "structural":
+        return structural_document(rng, n_words, config)
     words: list[str] = []
     while len(words) < n_words:
         r = rng.random()
@@ -290,6 +503,99 @@ def bracket_examples(n: int = 200, seed: int = EVAL_SEED) -> list[TaskExample]:
                 wrong = BRACKETS[stack[-1]] if stack and BRACKETS[stack[-1]] != word else \
                     rng.choice([c for c in closers if c != BRACKETS[opener]])
                 cuts.append((i, wrong))
+        i, wrong = rng.choice(cuts)
+        out.append(TaskExample("brackets", " ".join(line[:i]), line[i], wrong))
+    return out
+
+
+# ---------------------------------------------------------------- structural held-out evaluation sets
+#
+# Fixed for every model (except where a set depends on the model's training corpus: the bracket depth it was
+# trained to and its held-out IOI families), so shipped and new models are measured on the same text.
+
+STRUCTURAL_SETS = ("induction_unmarked", "induction_distractor", "induction_long", "ioi_unseen_frames",
+                   "brackets_trained_depth", "brackets_deeper")
+
+
+def _sentences_avoiding(rng: random.Random, avoid: set[str], count: int) -> list[str]:
+    """`count` ordinary sentences, none sharing a word with `avoid` (so a copy has one unambiguous source)."""
+    words: list[str] = []
+    while count > 0:
+        sentence = ordinary_sentence(rng).split()
+        if not avoid & set(sentence):
+            words += sentence
+            count -= 1
+    return words
+
+
+def repeat_sequences(kind: str, n: int = 200, seed: int = EVAL_SEED) -> list[tuple[str, list[int]]]:
+    """Unmarked repeats in running text, with the word positions (in `text.split()`) to score: every word of the
+    second copy after its first. `kind`:
+    "unmarked": [sentence] X [1–2 sentences] X, X of 4–10 random pool words;
+    "distractor": [sentence] X [sentence] Y [sentence] X, Y another random span of 4–8 words sharing none of X's;
+    "long": X [sentence] X with X of `LONG_SPAN` words (training spans are at most 16 words, planted ones 8)."""
+    from interp.errors import InterpError
+
+    offsets = {"unmarked": 11, "distractor": 12, "long": 13}
+    if kind not in offsets:
+        raise InterpError(f"unknown repeat set {kind!r}; choose one of {', '.join(offsets)}")
+    rng = random.Random(seed + offsets[kind])
+    out = []
+    for _ in range(n):
+        span = induction_span(rng, LONG_SPAN if kind == "long" else rng.randint(4, 10 if kind == "unmarked" else 8))
+        avoid = set(span)
+        words = [] if kind == "long" else _sentences_avoiding(rng, avoid, rng.randint(0, 1))
+        words += span
+        if kind == "distractor":
+            words += _sentences_avoiding(rng, avoid, 1)
+            distractor = rng.sample([w for w in INDUCTION_POOL if w not in avoid], rng.randint(4, 8))
+            avoid |= set(distractor)
+            words += distractor
+            words += _sentences_avoiding(rng, avoid, 1)
+        else:
+            words += _sentences_avoiding(rng, avoid, 1 if kind == "long" else rng.randint(1, 2))
+        start = len(words)
+        words += span
+        out.append((" ".join(words), list(range(start + 1, start + len(span)))))
+    return out
+
+
+def ioi_frame_examples(config: CorpusConfig | None = None, n: int = 200, seed: int = EVAL_SEED) -> list[TaskExample]:
+    """IOI in the frame families `config` holds out of training (the default ones for the planted corpus, which
+    has none of these frames), with held-out names, places and objects: IO vs S."""
+    config = config or CorpusConfig()
+    rng = random.Random(seed + 14)
+    frames = ioi_frames(config, "heldout")
+    out = []
+    for _ in range(n):
+        prompt, indirect, subject = ioi_composed(rng, frames, NAMES[N_TRAIN_NAMES:], PLACES[N_TRAIN_PLACES:],
+                                                 OBJECTS[N_TRAIN_OBJECTS:], middle_probability=0.3)
+        out.append(TaskExample("ioi", prompt, indirect, subject))
+    return out
+
+
+def bracket_depth_examples(depth: int, n: int = 200, seed: int = EVAL_SEED) -> list[TaskExample]:
+    """Lines nested exactly `depth` deep (`bracket_chain_line`), cut before a closer that comes after the deepest
+    point (the unwinding of the chain: the innermost closer up to the outermost): target = the right closer,
+    contrast = the enclosing bracket's closer (or another kind at the outermost level)."""
+    rng = random.Random(seed + 100 + depth)
+    closers = list(BRACKETS.values())
+    out = []
+    for _ in range(n):
+        line = bracket_chain_line(rng, depth)
+        stack: list[str] = []
+        deepest = False
+        cuts = []
+        for i, word in enumerate(line):
+            if word in BRACKETS:
+                stack.append(word)
+                deepest = deepest or len(stack) == depth
+            elif word in closers:
+                opener = stack.pop()
+                if deepest:
+                    wrong = BRACKETS[stack[-1]] if stack and BRACKETS[stack[-1]] != word else \
+                        rng.choice([c for c in closers if c != BRACKETS[opener]])
+                    cuts.append((i, wrong))
         i, wrong = rng.choice(cuts)
         out.append(TaskExample("brackets", " ".join(line[:i]), line[i], wrong))
     return out

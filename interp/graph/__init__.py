@@ -22,6 +22,10 @@ DEFAULT_MAX_FEATURE_NODES = 7500
 FEATURE_CORPUS_SEQUENCES = 128
 FEATURE_CORPUS_SEED = 12345
 
+# Graph mode "bilinear-exact" (interp.graph.exact): the bases a bilinear MLP is read in, and the attention nodes.
+EXACT_BASES = ("hidden", "eigen", "dictionary")
+EXACT_ATTENTION = ("heads", "saes")
+
 _EXPORTS = {
     "AttributionGraph": "attribution", "attribute": "attribution",
     "export_graph": "export", "read_graph_json": "export",

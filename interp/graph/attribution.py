@@ -174,8 +174,10 @@ class ActiveSite:
         slot = torch.arange(pos.numel(), device=acts.device) - (counts.cumsum(0) - counts)[pos]
         decoders = []
         for _, W_dec in writes:
-            d = torch.zeros(n_pos, k_max, W_dec.shape[1], dtype=acts.dtype, device=acts.device)
-            d[pos, slot] = W_dec[feat].to(acts.dtype) * acts[pos, feat][:, None]
+            # A per-position decoder [pos, n, d] (an exact site's) is gathered at each feature's own position.
+            rows = W_dec[feat] if W_dec.ndim == 2 else W_dec[pos, feat]
+            d = torch.zeros(n_pos, k_max, W_dec.shape[-1], dtype=acts.dtype, device=acts.device)
+            d[pos, slot] = rows.to(acts.dtype) * acts[pos, feat][:, None]
             decoders.append(d)
         return cls(pos, feat, [o for o, _ in writes], decoders, pos * k_max + slot)
 
@@ -214,12 +216,14 @@ class EdgeEngine:
         writes: list[list[tuple[int, torch.Tensor]]] = [[] for _ in replacement.sites]
         for j, writers in enumerate(replacement.writers):
             for i, W_dec in writers:
-                writes[i].append((j, W_dec))
+                writes[i].append((j, snap.decoders[i] if replacement.sites[i].exact else W_dec))
         self.active = [ActiveSite.gather(acts, w, first) for acts, w in zip(snap.acts, writes)]
         self.error_mask = torch.ones(self.n_pos, dtype=snap.embed.dtype, device=snap.embed.device)
         self.error_mask[:first] = 0.0
+        # Exact sites (graph mode bilinear-exact) have no error nodes.
+        self.error_sites = error_sites(replacement)
         self.n_features = sum(a.flat.numel() for a in self.active)
-        self.n_columns = self.n_features + len(replacement.sites) * self.n_pos + self.n_pos
+        self.n_columns = self.n_features + len(self.error_sites) * self.n_pos + self.n_pos
 
     def features(self) -> list[tuple[int, int, int, float]]:
         """(site, pos, feature, activation) of every active feature, in node order."""
@@ -261,9 +265,9 @@ class EdgeEngine:
             else:
                 pos = torch.tensor([chunk[b][2] for b in rows], dtype=torch.long, device=device)
                 feats = torch.tensor([chunk[b][3] for b in rows], dtype=torch.long, device=device)
-                # The target's encoder row, gathered for these targets only.
-                cotangent[torch.arange(len(rows), device=device), 0, pos] = \
-                    self.rep.sites[key].W_enc[:, feats].T.to(output.dtype)
+                # The target's encoder row, gathered for these targets only (flattened: heads read [pos, H, d_head]).
+                cotangent.flatten(3)[torch.arange(len(rows), device=device), 0, pos] = \
+                    encoder_rows(self.rep, self.snap, key, pos, feats).to(output.dtype)
             grads = torch.autograd.grad([output], self.leaves, grad_outputs=[cotangent], retain_graph=True,
                                         allow_unused=True, is_grads_batched=True)
             del cotangent
@@ -279,9 +283,23 @@ class EdgeEngine:
         outputs = [grad(j + 1) for j in range(len(self.active))]           # [n, pos, d] per output
         # edge = activation × (gradient at its position · its decoder row), active features only.
         feature_cols = [active.edges(outputs) for active in self.active]
-        error_cols = [(g * e[None]).sum(-1) * self.error_mask for g, e in zip(outputs, self.snap.errors)]
+        error_cols = [(outputs[i] * self.snap.errors[i][None]).sum(-1) * self.error_mask for i in self.error_sites]
         token_cols = (grad(0) * self.snap.embed[None]).sum(-1)          # [n, pos]
         return torch.cat(feature_cols + error_cols + [token_cols], dim=1)
+
+
+def error_sites(replacement: ReplacementModel) -> list[int]:
+    """The sites whose reconstruction error is a node: every dictionary, no exact site."""
+    return [i for i, site in enumerate(replacement.sites) if not site.exact]
+
+
+def encoder_rows(replacement: ReplacementModel, snap: Snapshot, i: int, pos: torch.Tensor,
+                 feats: torch.Tensor) -> torch.Tensor:
+    """[k, d_read] the rows whose dot product with site i's (flattened) input at `pos` is feature `feats`' value
+    as a target: its encoder column `W_enc[:, f]`, or an exact site's per-position encoder of the prompt."""
+    if replacement.sites[i].exact:
+        return snap.encoders[i][pos, :, feats]
+    return replacement.sites[i].W_enc[:, feats].T
 
 
 # Peak bytes of pruning and scoring a graph, as a multiple of its adjacency: row-normalised copies,
@@ -348,8 +366,7 @@ def attribute(replacement: ReplacementModel, tokens: torch.Tensor, *, prompt: st
     acc = torch.float64 if snap.embed.dtype == torch.float64 else torch.float32
     n_pos = snap.tokens.numel()
     logits_t = logit_targets(replacement, snap, target, contrast, max_n_logits, desired_logit_prob, vocab)
-    n_sites = len(replacement.sites)
-    n_err, n_tok, n_log = n_sites * n_pos, n_pos, len(logits_t)
+    n_err, n_tok, n_log = len(error_sites(replacement)) * n_pos, n_pos, len(logits_t)
     if max_feature_nodes is not None and max_feature_nodes < n_log:
         raise InterpError(f"max_feature_nodes {max_feature_nodes} is smaller than the {n_log} logit targets; "
                           f"raise the cap or lower max_n_logits")
@@ -433,7 +450,7 @@ def attribute(replacement: ReplacementModel, tokens: torch.Tensor, *, prompt: st
     values: list[float] = []
     for j in selected:
         i, p, f, a = feats[j]
-        nodes.append(Node(sites[i].kind, sites[i].layer, p, f, a))
+        nodes.append(Node(sites[i].kind, sites[i].layer, p, f, a, sites[i].feature_label(f)))
     if selected:
         # Pre-activations of the kept features, gathered per site.
         by_site: dict[int, list[int]] = {}
@@ -443,11 +460,13 @@ def attribute(replacement: ReplacementModel, tokens: torch.Tensor, *, prompt: st
         for i, rs in by_site.items():
             p = torch.tensor([feats[selected[r]][1] for r in rs], device=device)
             f = torch.tensor([feats[selected[r]][2] for r in rs], device=device)
-            v = (snap.reads[i][p] * sites[i].W_enc[:, f].T.to(snap.reads[i].dtype)).sum(-1).tolist()
+            rows = encoder_rows(replacement, snap, i, p, f)
+            v = (snap.reads[i][p].flatten(1) * rows.to(snap.reads[i].dtype)).sum(-1).tolist()
             for r, x in zip(rs, v):
                 pre[r] = x
         values += pre
-    for i, site in enumerate(sites):
+    for i in error_sites(replacement):
+        site = sites[i]
         norms = snap.errors[i].norm(dim=-1).tolist()
         for p in range(n_pos):
             nodes.append(Node(f"{site.kind}_error", site.layer, p, -1, float(norms[p])))
@@ -468,7 +487,7 @@ def attribute(replacement: ReplacementModel, tokens: torch.Tensor, *, prompt: st
         n_logits=n_log, target_values=values, model_name=model_name, d_saes=d_saes,
         settings={"max_n_logits": max_n_logits, "desired_logit_prob": desired_logit_prob, "batch_size": batch_size,
                   "max_feature_nodes": max_feature_nodes if max_feature_nodes is not None else n_active,
-                  "zero_bos": zero_bos, "n_active_features": n_active,
+                  "zero_bos": zero_bos, "n_active_features": n_active, **replacement.options,
                   "target": target, "contrast": list(contrast) if contrast else None})
 
 
@@ -479,9 +498,10 @@ def constant_terms(replacement: ReplacementModel, snap: Snapshot, zero_bos: bool
     first = 1 if zero_bos else 0
     acts = [a.clone() for a in snap.acts]
     errors = [e.clone() for e in snap.errors]
-    for a, e in zip(acts, errors):
+    for a, e, site in zip(acts, errors, replacement.sites):
         a[first:] = 0
-        e[first:] = 0
+        if not site.exact:          # an exact site's error (rounding) is a constant, not a node
+            e[first:] = 0
     with torch.no_grad():
         logits, reads, _ = replacement.forward(snap, acts=acts, errors=errors, embed=torch.zeros_like(snap.embed))
     return logits[0], [r[0] for r in reads]

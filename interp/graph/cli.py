@@ -6,10 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from interp.argtypes import fraction, memory_size, non_negative_int, positive_int
+from interp.argtypes import contrast_pair, fraction, memory_size, non_negative_int, positive_int
 from interp.errors import InterpError
 from interp.graph import (
     DEFAULT_MAX_FEATURE_NODES,
+    EXACT_ATTENTION,
+    EXACT_BASES,
     FEATURE_CORPUS_SEED,
     FEATURE_CORPUS_SEQUENCES,
 )
@@ -19,13 +21,6 @@ def _peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # Linux reports KiB
-
-
-def _contrast(text: str) -> tuple[str, str]:
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) != 2 or not all(parts):
-        raise InterpError(f"--contrast wants two words separated by a comma (A,B), got {text!r}")
-    return parts[0], parts[1]
 
 
 def extract_command(args: argparse.Namespace) -> dict[str, Any]:
@@ -40,31 +35,33 @@ def extract_command(args: argparse.Namespace) -> dict[str, Any]:
     # Refuse outputs that would replace or corrupt something before any work, so nothing is written on refusal.
     check_output_file(args.out, args.force, "--out")
     check_output_folder(args.features_dir, args.force, "--features-dir")
-    check_output_folder(args.out_dir, args.force, "--out-dir")
+    # --out-dir is checked by run_recipe: a rerun of the same recipe into it resumes (interp.jobs manifest).
     torch.set_num_threads(min(2, torch.get_num_threads()))
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     check_dtype_runs(device, dtype)
     max_nodes = None if args.max_feature_nodes == 0 else args.max_feature_nodes
     if args.recipe is not None:
         if args.prompt is not None or args.model is not None:
-            raise InterpError("give either --recipe (with --out-dir) or --model with --prompt, not both")
+            raise InterpError("give either --recipe FILE (it names its model) or MODEL with --prompt, not both")
         if args.out_dir is None:
             raise InterpError("--recipe needs --out-dir DIR")
-        summary = run_recipe(args.recipe, args.out_dir, progress=not args.quiet, device=str(device), dtype=dtype)
+        summary = run_recipe(args.recipe, args.out_dir, progress=not args.quiet, device=str(device), dtype=dtype,
+                             ray=args.ray, workers=args.workers, force=args.force)
         out = summary.to_dict()
         if not args.json:
             out.pop("prompts")
         return out
+    if args.ray is not None or args.workers is not None:
+        raise InterpError("--ray and --workers run a recipe's prompts on Ray: give them with --recipe")
     if args.model is None or args.prompt is None or args.out is None:
-        raise InterpError("give --model DIR --prompt TEXT --out FILE.json (or --recipe FILE --out-dir DIR)")
+        raise InterpError("give MODEL --prompt TEXT --out FILE.json (or --recipe FILE --out-dir DIR)")
     if not args.prompt.strip():
         raise InterpError("empty prompt: give at least one word")
     if args.target is not None and args.contrast is not None:
         raise InterpError("give --target or --contrast, not both")
-    setup = load_setup(args.model, args.transcoders, args.attn_saes, args.mode, str(device), dtype,
-                       allow_mismatch=args.allow_mismatch)
-    contrast = _contrast(args.contrast) if args.contrast else None
-    ex = extract(setup, args.prompt, target=args.target, contrast=contrast, node_threshold=args.node_threshold,
+    setup = load_setup(args.model, args.transcoders, args.attn_saes, args.graph_mode, str(device), dtype,
+                       allow_mismatch=args.allow_mismatch, **_exact_options(args))
+    ex = extract(setup, args.prompt, target=args.target, contrast=args.contrast, node_threshold=args.node_threshold,
                  edge_threshold=args.edge_threshold, max_feature_nodes=max_nodes,
                  batch_size=args.batch_size, slug=Path(args.out).stem, progress=not args.quiet,
                  pruning=args.pruning, hierarchical_threshold=args.hierarchical_threshold,
@@ -121,8 +118,13 @@ def intervene_command(args: argparse.Namespace) -> dict[str, Any]:
     from interp.graph.setup import load_setup
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    setup = load_setup(args.model, args.transcoders, args.attn_saes, args.mode, str(resolve_device(args.device)),
-                       resolve_dtype(args.dtype), allow_mismatch=args.allow_mismatch)
+    setup = load_setup(args.model, args.transcoders, args.attn_saes, args.graph_mode, str(resolve_device(args.device)),
+                       resolve_dtype(args.dtype), allow_mismatch=args.allow_mismatch, **_exact_options(args))
+    if args.graph_mode == "bilinear-exact":
+        from interp.graph.exact import prepare_eigen_basis
+
+        # the eigen basis reads the MLPs along the model's top prediction on the prompt (no-op for other bases)
+        prepare_eigen_basis(setup.replacement, setup.encode(args.prompt), vocab=setup.vocab)
     ivs = [Intervention(k, layer, pos, f, 0.0 if v is None else v) for k, layer, pos, f, v in args.set]
     result = intervene(setup.replacement, setup.encode(args.prompt), ivs, mode=args.ablation_mode)
     probs_before = torch.softmax(result.clean_logits, -1)
@@ -134,12 +136,53 @@ def intervene_command(args: argparse.Namespace) -> dict[str, Any]:
             "max_logit_change": float((result.new_logits - result.clean_logits).abs().max())}
 
 
+class _GraphModes:
+    """The names in `interp.graph.replacement.MODES`, imported on first use: that module imports torch and
+    SAE-Lens, which building the command line must not (tests/test_cli_startup.py)."""
+
+    def _names(self) -> tuple[str, ...]:
+        from interp.graph.replacement import MODES
+
+        return MODES
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
+def _exact_options(args: argparse.Namespace) -> dict[str, str]:
+    """--basis and --attention for load_setup; they belong to --graph-mode bilinear-exact only."""
+    if args.graph_mode != "bilinear-exact":
+        for flag, value in (("--basis", args.basis), ("--attention", args.attention)):
+            if value is not None:
+                raise InterpError(f"{flag} applies to --graph-mode bilinear-exact only (got --graph-mode {args.graph_mode})")
+        return {}
+    return {"basis": args.basis or "hidden", "attention": args.attention or "heads"}
+
+
 def _model_flags(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--model", type=Path, required=required, help="LM checkpoint folder")
-    p.add_argument("--transcoders", type=Path, default=None, help="transcoder folder (default: MODEL/transcoders)")
-    p.add_argument("--attn-saes", type=Path, default=None, help="attention SAE folder (default: MODEL/attn-saes)")
-    p.add_argument("--mode", choices=["full", "transcoder-only"], default="full",
-                   help="full: attention-SAE and transcoder features; transcoder-only: as circuit-tracer")
+    # the metavar keeps argparse from listing the choices (and so importing them) when the parser is built
+    p.add_argument("model", metavar="MODEL", type=Path, nargs=None if required else "?", default=None,
+                   help="LM checkpoint folder (kind 'lm') or Hugging Face model folder"
+                        + ("" if required else "; not with --recipe, which names its model"))
+    p.add_argument("--transcoders", type=Path, default=None, metavar="DIR",
+                   help="transcoders or cross-layer transcoder folder (default: MODEL/transcoders)")
+    p.add_argument("--attn-saes", type=Path, default=None, metavar="DIR",
+                   help="attention SAE folder (default: MODEL/attn-saes)")
+    p.add_argument("--graph-mode", choices=_GraphModes(), metavar="GRAPH_MODE", default="full",
+                   help="how the replacement model is built, one of %(choices)s (default %(default)s): full = "
+                        "attention-SAE and transcoder features; transcoder-only = attention passed through, "
+                        "as circuit-tracer")
+    p.add_argument("--basis", choices=EXACT_BASES, default=None,
+                   help="with --graph-mode bilinear-exact (no transcoder, no error node): the MLP nodes, hidden "
+                        "(default; the hidden units), eigen (eigenvectors of Q_u, u the target logit's direction "
+                        "through the final LayerNorm) or dictionary (the --transcoders' decoder rows as a read-out "
+                        "basis)")
+    p.add_argument("--attention", choices=EXACT_ATTENTION, default=None,
+                   help="with --graph-mode bilinear-exact: attention nodes, heads (default; exact) or saes (the "
+                        "--attn-saes, with their error nodes)")
     p.add_argument("--allow-mismatch", action="store_true",
                    help="use dictionaries that record another model (widths and hooks must still fit)")
 
@@ -150,7 +193,8 @@ def register(cli) -> None:
     _model_flags(p, required=False)
     p.add_argument("--prompt", default=None, help="the prompt (words of the model's vocabulary)")
     p.add_argument("--target", default=None, help="attribute from this token's logit")
-    p.add_argument("--contrast", default=None, help="A,B: attribute from logit(A) - logit(B)")
+    p.add_argument("--contrast", type=contrast_pair, default=None, metavar="A,B",
+                   help="attribute from logit(A) - logit(B) (two tokens)")
     p.add_argument("--node-threshold", type=fraction, default=0.8)
     p.add_argument("--edge-threshold", type=fraction, default=0.98)
     p.add_argument("--pruning", choices=["influence", "hierarchical"], default="influence",
@@ -166,7 +210,11 @@ def register(cli) -> None:
     p.add_argument("--out", type=Path, default=None, help="graph JSON to write (--prompt)")
     p.add_argument("--features-dir", type=Path, default=None, help="also write feature JSONs here (--prompt)")
     p.add_argument("--recipe", type=Path, default=None, help="circuits/NAME.toml")
-    p.add_argument("--out-dir", type=Path, default=None, help="where a recipe writes its graphs (--recipe)")
+    p.add_argument("--out-dir", type=Path, default=None,
+                   help="where a recipe writes its graphs (--recipe); a rerun of the same recipe resumes")
+    from interp.jobs import add_ray_flags
+
+    add_ray_flags(p)
     p.add_argument("--force", action="store_true", help="replace an existing --out file or a non-empty folder")
 
     p = cli.add_command("graph-info", graph_info_command, help="check and summarise a graph JSON file",

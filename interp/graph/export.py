@@ -179,7 +179,10 @@ def export_graph(graph: AttributionGraph, pruned: Pruned, slug: str = "graph", s
                              ("max_n_logits", "desired_logit_prob", "batch_size", "max_feature_nodes")},
         pruning_settings={"node_threshold": node_threshold, "edge_threshold": edge_threshold},
         interp={"mode": graph.mode, "n_layers": graph.n_layers, "d_saes": graph.d_saes,
-                "target": graph.settings.get("target"), "contrast": graph.settings.get("contrast"), **(scores or {})})
+                "target": graph.settings.get("target"), "contrast": graph.settings.get("contrast"),
+                # graph mode bilinear-exact: the MLP basis, the attention nodes, the eigen basis' direction
+                **{k: graph.settings[k] for k in ("basis", "attention", "eigen_direction") if k in graph.settings},
+                **(scores or {})})
     return GraphFile(metadata, QParams(), nodes, links).to_dict()
 
 

@@ -40,6 +40,24 @@ def feature_activations(replacement: ReplacementModel, corpus: torch.Tensor, wan
     return {i: torch.cat(chunks) for i, chunks in out.items()}
 
 
+def example_entry(acts: torch.Tensor, tokens: list[int], vocab: list[str]) -> dict[str, Any]:
+    """One top-activation context of a feature card: the activation at every token of the window."""
+    return {"tokens_acts_list": [round(a, 4) for a in acts.tolist()], "train_token_ind": int(acts.argmax()),
+            "is_repeated_datapoint": False, "tokens": [vocab[t] for t in tokens]}
+
+
+def logit_lists(replacement: ReplacementModel, site_index: int, feature: int,
+                vocab: list[str]) -> tuple[list[str], list[str]]:
+    """The tokens a feature's decoder promotes and suppresses most through the unembedding (`W_dec[f] @ W_U`)."""
+    with torch.no_grad():
+        # What the feature writes, summed over every output it writes (one for a per-layer dictionary).
+        written = sum(w[feature] for j, writers in enumerate(replacement.writers) for i, w in writers if i == site_index)
+        logit_effect = written @ replacement.model.W_U
+    top = logit_effect.topk(min(N_LOGITS, len(vocab))).indices.tolist()
+    bottom = (-logit_effect).topk(min(N_LOGITS, len(vocab))).indices.tolist()
+    return [vocab[t] for t in top], [vocab[t] for t in bottom]
+
+
 def feature_json(replacement: ReplacementModel, site_index: int, feature: int, acts: torch.Tensor,
                  corpus: torch.Tensor, vocab: list[str]) -> dict[str, Any]:
     """One feature's JSON from its activations `acts` [n, ctx] over `corpus` [n, ctx]."""
@@ -53,14 +71,8 @@ def feature_json(replacement: ReplacementModel, site_index: int, feature: int, a
     for k in order.tolist():
         if per_context[k] <= 0:
             break
-        examples.append({"tokens_acts_list": [round(a, 4) for a in acts[k].tolist()], "train_token_ind": int(acts[k].argmax()),
-                         "is_repeated_datapoint": False, "tokens": [vocab[t] for t in corpus[k].tolist()]})
-    with torch.no_grad():
-        # What the feature writes, summed over every output it writes (one for a per-layer dictionary).
-        written = sum(w[feature] for j, writers in enumerate(replacement.writers) for i, w in writers if i == site_index)
-        logit_effect = written @ model.W_U
-    top = logit_effect.topk(min(N_LOGITS, len(vocab))).indices.tolist()
-    bottom = (-logit_effect).topk(min(N_LOGITS, len(vocab))).indices.tolist()
+        examples.append(example_entry(acts[k], corpus[k].tolist(), vocab))
+    top, bottom = logit_lists(replacement, site_index, feature, vocab)
     active = acts[acts > 0].double()
     if active.numel():
         histogram = torch.histc(active, bins=N_BINS, min=0.0, max=float(active.max())).tolist()
@@ -71,28 +83,33 @@ def feature_json(replacement: ReplacementModel, site_index: int, feature: int, a
         "transcoder_id": f"{site.kind}-{site.layer}", "index": index, "layer": site.layer, "feature": feature,
         "kind": site.kind,
         "examples_quantiles": [{"quantile_name": "Top activations", "examples": examples}],
-        "top_logits": [vocab[t] for t in top], "bottom_logits": [vocab[t] for t in bottom],
+        "top_logits": top, "bottom_logits": bottom,
         "act_min": float(acts.min()), "act_max": float(acts.max()),
         "quantile_values": quantiles, "histogram": histogram,
         "activation_frequency": float((acts > 0).double().mean()),
     }
 
 
-def write_feature_jsons(replacement: ReplacementModel, features: set[tuple[str, int, int]], corpus: torch.Tensor,
-                        vocab: list[str], out_dir: str | Path, progress: bool = False) -> list[Path]:
-    """Write `out_dir/{global index}.json` for each (kind, layer, feature); returns the paths."""
+def feature_cards(replacement: ReplacementModel, features: set[tuple[str, int, int]], corpus: torch.Tensor,
+                  vocab: list[str], progress: bool = False) -> list[dict[str, Any]]:
+    """The feature JSON of each (kind, layer, feature) over `corpus`, in sorted order."""
     site_of = {(s.kind, s.layer): i for i, s in enumerate(replacement.sites)}
     wanted: dict[int, list[int]] = {}
     for kind, layer, f in sorted(features):
         wanted.setdefault(site_of[(kind, layer)], []).append(f)
     acts = feature_activations(replacement, corpus, wanted, progress=progress)
+    return [feature_json(replacement, i, f, acts[i][..., k], corpus, vocab)
+            for i, feats in wanted.items() for k, f in enumerate(feats)]
+
+
+def write_feature_jsons(replacement: ReplacementModel, features: set[tuple[str, int, int]], corpus: torch.Tensor,
+                        vocab: list[str], out_dir: str | Path, progress: bool = False) -> list[Path]:
+    """Write `out_dir/{global index}.json` for each (kind, layer, feature); returns the paths."""
     paths = []
-    for i, feats in wanted.items():
-        for k, f in enumerate(feats):
-            data = feature_json(replacement, i, f, acts[i][..., k], corpus, vocab)
-            path = Path(out_dir) / f"{data['index']}.json"
-            write_json(path, data)
-            paths.append(path)
+    for data in feature_cards(replacement, features, corpus, vocab, progress=progress):
+        path = Path(out_dir) / f"{data['index']}.json"
+        write_json(path, data)
+        paths.append(path)
     return paths
 
 
@@ -112,3 +129,4 @@ def feature_card(replacement: ReplacementModel, kind: str, layer: int, feature: 
     site = site_of[(kind, layer)]
     acts = feature_activations(replacement, corpus, {site: [feature]})[site][..., 0]
     return feature_json(replacement, site, feature, acts, corpus, vocab)
+

@@ -86,7 +86,7 @@ def intervene(replacement: ReplacementModel, tokens_or_snap: torch.Tensor | Snap
         def write_fn(x, hook, i=i, site=site):
             # Every writer of this output read earlier in the forward pass (a cross-layer transcoder's
             # earlier layers included), so their activations are in acts_now.
-            return (replacement.reconstruct(acts_now, i) + site.skip(reads[i]) + snap.errors[i])[None]
+            return (replacement.reconstruct(acts_now, i, snap) + site.skip(reads[i]) + snap.errors[i])[None]
 
         hooks.append((site.read_hook, read_fn))
         hooks.append((site.write_hook, write_fn))
@@ -98,17 +98,27 @@ def intervene(replacement: ReplacementModel, tokens_or_snap: torch.Tensor | Snap
 
 def _free(replacement: ReplacementModel, snap: Snapshot, interventions: list[Intervention],
           by_site: dict[int, list[Intervention]]) -> InterventionResult:
-    """The real model with only the changed features' decoder contributions replaced."""
+    """The real model with only the changed features' decoder contributions replaced. Attention heads of a
+    bilinear-exact graph are set where they read instead: their z is scaled so that the output's norm is the
+    value (0 ablates the head at that position exactly)."""
     live: dict[int, torch.Tensor] = {}
     hooks = []
     for i in by_site:
         def read_fn(x, hook, i=i):
-            live[i] = replacement.sites[i].encode(x[0]).to(x.dtype)
+            site = replacement.sites[i]
+            if hasattr(site, "scale_read"):
+                x = x.clone()
+                for iv in by_site[i]:
+                    site.scale_read(x[0], iv.pos, iv.feature, iv.value)
+                return x
+            live[i] = site.encode(x[0]).to(x.dtype)
             return x
 
         hooks.append((replacement.sites[i].read_hook, read_fn))
     for j, writers in enumerate(replacement.writers):
-        changed = [(i, w) for i, w in writers if i in by_site]
+        # An exact site writes with its prompt's per-position decoder.
+        changed = [(i, snap.decoders[i] if replacement.sites[i].exact else w) for i, w in writers
+                   if i in by_site and not hasattr(replacement.sites[i], "scale_read")]
         if not changed:
             continue
 
@@ -116,7 +126,8 @@ def _free(replacement: ReplacementModel, snap: Snapshot, interventions: list[Int
             x = x.clone()
             for i, w in changed:
                 for iv in by_site[i]:
-                    x[0, iv.pos] += (iv.value - live[i][iv.pos, iv.feature]) * w[iv.feature].to(x.dtype)
+                    row = w[iv.feature] if w.ndim == 2 else w[iv.pos, iv.feature]
+                    x[0, iv.pos] += (iv.value - live[i][iv.pos, iv.feature]) * row.to(x.dtype)
             return x
 
         hooks.append((replacement.sites[j].write_hook, write_fn))

@@ -46,6 +46,11 @@ def extract(setup: Setup, prompt: str, target: str | None = None, contrast: tupl
     target_id = setup.token_id(target) if target is not None else None
     contrast_ids = (setup.token_id(contrast[0]), setup.token_id(contrast[1])) if contrast else None
     strings = [setup.vocab[t] for t in tokens.tolist()]
+    if setup.replacement.mode == "bilinear-exact":
+        from interp.graph.exact import prepare_eigen_basis
+
+        # The eigen basis reads each MLP along the target logit's direction (a no-op for other bases).
+        prepare_eigen_basis(setup.replacement, tokens, target_id, contrast_ids, setup.vocab)
     start = time.perf_counter()
     graph = attribute(setup.replacement, tokens, prompt=prompt, token_strings=strings, vocab=setup.vocab,
                       target=target_id, contrast=contrast_ids, max_feature_nodes=max_feature_nodes,

@@ -11,12 +11,15 @@ edge and feature nodes left without an incoming one. Thresholds of 1.0 keep the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from interp.errors import InterpError
-from interp.graph.attribution import AttributionGraph
 from interp.graph.influence import edge_influence, node_influence
+
+if TYPE_CHECKING:  # the viewer prunes graph JSONs without importing TransformerLens (attribution does)
+    from interp.graph.attribution import AttributionGraph
 
 
 def find_threshold(scores: torch.Tensor, threshold: float) -> torch.Tensor:

@@ -10,6 +10,7 @@ minus logit of the contrast) far more than ablating random ones.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -26,13 +27,13 @@ from interp.graph import (
     FEATURE_CORPUS_SEQUENCES,
 )
 from interp.graph.ablation import ablation_drops
-from interp.graph.features import corpus_windows, write_feature_jsons
+from interp.graph.features import corpus_windows, feature_cards
 from interp.graph.pipeline import extract
 from interp.graph.setup import load_setup
 from interp.io import write_json
 from interp.results import Result
 
-RECIPE_KEYS = {"name": str, "description": str, "model": str, "transcoders": str, "attn_saes": str, "mode": str,
+RECIPE_KEYS = {"name": str, "description": str, "model": str, "transcoders": str, "attn_saes": str, "graph_mode": str,
                "node_threshold": (int, float), "edge_threshold": (int, float), "max_feature_nodes": int,
                "batch_size": int, "seed": int, "ablation_mode": str, "corpus": dict, "prompts": list}
 
@@ -44,7 +45,7 @@ class Recipe:
     prompts: list[dict[str, str]]
     transcoders: Path | None = None
     attn_saes: Path | None = None
-    mode: str = "full"
+    graph_mode: str = "full"
     node_threshold: float = 0.8
     edge_threshold: float = 0.98
     max_feature_nodes: int | None = DEFAULT_MAX_FEATURE_NODES
@@ -78,6 +79,9 @@ def read_recipe(path: str | Path) -> Recipe:
     for key in ("name", "model", "prompts"):
         if key not in data:
             raise InterpError(f"recipe {path} has no {key!r}; a recipe needs name, model and [[prompts]]")
+    if "mode" in data:
+        # the key was renamed with the command line's flag (--mode became --graph-mode)
+        raise InterpError(f"recipe {path}: the key 'mode' is now 'graph_mode' (graph_mode = {data['mode']!r})")
     for key, value in data.items():
         if key not in RECIPE_KEYS:
             raise InterpError(f"recipe {path} has an unknown key {key!r}; allowed: {', '.join(RECIPE_KEYS)}")
@@ -102,6 +106,10 @@ def read_recipe(path: str | Path) -> Recipe:
         if key in data and not 0.0 <= data[key] <= 1.0:
             raise InterpError(f"recipe {path}: {key} must lie in [0, 1]")
     from interp.graph.interventions import MODES as ABLATION_MODES
+    from interp.graph.replacement import MODES as GRAPH_MODES
+
+    if data.get("graph_mode", "full") not in GRAPH_MODES:
+        raise InterpError(f"recipe {path}: graph_mode must be one of {', '.join(GRAPH_MODES)}")
 
     if data.get("ablation_mode", "free") not in ABLATION_MODES:
         raise InterpError(f"recipe {path}: ablation_mode must be one of {', '.join(ABLATION_MODES)}")
@@ -131,34 +139,119 @@ class RecipeSummary(Result):
     prompts: list[dict[str, Any]]
 
 
+@dataclass
+class PromptResult:
+    """One prompt of a recipe: its graph JSON, its summary row and the feature nodes its pruned graph keeps."""
+    slug: str
+    graph: dict[str, Any]
+    row: dict[str, Any]
+    features: list[tuple[str, int, int]]
+
+
+def recipe_prompt(setup: Any, recipe: Recipe, i: int) -> PromptResult:
+    """Prompt i of `recipe`: extract its graph and measure the ablation drops (seed `recipe.seed + i`)."""
+    p = recipe.prompts[i]
+    slug = f"{recipe.name}-{i:02d}"
+    ex = extract(setup, p["prompt"], contrast=(p["target"], p["contrast"]), node_threshold=recipe.node_threshold,
+                 edge_threshold=recipe.edge_threshold, max_feature_nodes=recipe.max_feature_nodes or None,
+                 batch_size=recipe.batch_size, slug=slug, feature_json_base_url="features")
+    drops = ablation_drops(setup, ex, setup.token_id(p["target"]), setup.token_id(p["contrast"]),
+                           seed=recipe.seed + i, mode=recipe.ablation_mode)
+    features = sorted({(n.kind, n.layer, n.index) for j, n in enumerate(ex.graph.nodes[:ex.graph.n_features])
+                       if ex.pruned.node_mask[j]})
+    row = {"slug": slug, "prompt": p["prompt"], "target": p["target"], "contrast": p["contrast"],
+           **drops, "replacement_score": ex.scores.replacement_score,
+           "completeness_score": ex.scores.completeness_score,
+           "n_nodes": len(ex.json["nodes"]), "n_links": len(ex.json["links"])}
+    return PromptResult(slug, ex.json, row, features)
+
+
+class RecipeWorker:
+    """Loads a recipe's model and dictionaries once, then runs its prompts (`run`) and feature cards (`cards`):
+    in this process, or as a Ray actor (`interp.jobs.WorkerPool`)."""
+
+    def __init__(self, recipe: Recipe, device: str = "cpu", dtype: torch.dtype | None = None,
+                 threads: int | None = None):
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.recipe = recipe
+        self.setup = load_setup(recipe.model, recipe.transcoders, recipe.attn_saes, recipe.graph_mode, device, dtype)
+
+    def check(self, _: Any = None) -> None:
+        """InterpError (one line) on a prompt, target or contrast the model cannot take."""
+        for p in self.recipe.prompts:
+            self.setup.encode(p["prompt"]), self.setup.token_id(p["target"]), self.setup.token_id(p["contrast"])
+
+    def run(self, i: int) -> PromptResult:
+        return recipe_prompt(self.setup, self.recipe, i)
+
+    def cards(self, features: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
+        corpus = corpus_windows(self.setup, self.recipe.corpus.get("n_sequences", FEATURE_CORPUS_SEQUENCES),
+                                self.recipe.corpus.get("seed", FEATURE_CORPUS_SEED))
+        return feature_cards(self.setup.replacement, set(features), corpus, self.setup.vocab)
+
+
+def recipe_manifest(recipe_path: str | Path, device: str, dtype: torch.dtype | None) -> dict[str, Any]:
+    """What makes two runs the same job: the recipe's bytes, device and dtype (not where it ran)."""
+    from interp.jobs import file_digest
+
+    return {"job": "extract --recipe", "recipe": Path(recipe_path).name, "recipe_sha256": file_digest(recipe_path),
+            "device": device, "dtype": str(dtype) if dtype is not None else None}
+
+
+def _finished(out_dir: Path, slug: str) -> PromptResult | None:
+    """A prompt finished by an earlier run: its graph validates and its record is whole; else None."""
+    from interp.graph.export import read_graph_json
+    from interp.jobs import MANIFEST_DIR
+
+    record = out_dir / MANIFEST_DIR / "prompts" / f"{slug}.json"
+    try:
+        graph = read_graph_json(out_dir / f"{slug}.json")
+        data = json.loads(record.read_text(encoding="utf-8"))
+        return PromptResult(slug, graph, data["row"], [tuple(f) for f in data["features"]])
+    except (InterpError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def run_recipe(recipe_path: str | Path, out_dir: str | Path, progress: bool = True, device: str = "cpu",
-               dtype: torch.dtype | None = None) -> RecipeSummary:
+               dtype: torch.dtype | None = None, ray: str | None = None, workers: int | None = None,
+               force: bool = False) -> RecipeSummary:
+    """Every prompt of the recipe (`recipe_prompt`), one graph JSON each, feature cards and summary.json.
+
+    With `ray` (an address, or `interp.jobs.LOCAL`) each prompt is one task on Ray actors that load the model
+    once each; the files are the same bytes as without. A rerun into the same folder (the manifest in
+    `out_dir/.interp-job/` says the same recipe) skips the prompts whose graph and record are whole."""
+    from interp.jobs import MANIFEST_DIR, WorkerPool, check_job_folder, write_manifest
 
     recipe = read_recipe(recipe_path)
-    setup = load_setup(recipe.model, recipe.transcoders, recipe.attn_saes, recipe.mode, device, dtype)
-    # Check every prompt before writing anything.
-    for p in recipe.prompts:
-        setup.encode(p["prompt"]), setup.token_id(p["target"]), setup.token_id(p["contrast"])
     out_dir = Path(out_dir)
-    rows, features = [], set()
-    for i, p in enumerate(tqdm(recipe.prompts, desc=f"recipe {recipe.name}", disable=not progress)):
-        slug = f"{recipe.name}-{i:02d}"
-        ex = extract(setup, p["prompt"], contrast=(p["target"], p["contrast"]), node_threshold=recipe.node_threshold,
-                     edge_threshold=recipe.edge_threshold, max_feature_nodes=recipe.max_feature_nodes or None,
-                     batch_size=recipe.batch_size, slug=slug, feature_json_base_url="features")
-        drops = ablation_drops(setup, ex, setup.token_id(p["target"]), setup.token_id(p["contrast"]),
-                               seed=recipe.seed + i, mode=recipe.ablation_mode)
-        write_json(out_dir / f"{slug}.json", ex.json)
-        for j in ex.pruned.node_mask[:ex.graph.n_features].nonzero().flatten().tolist():
-            n = ex.graph.nodes[j]
-            features.add((n.kind, n.layer, n.index))
-        rows.append({"slug": slug, "prompt": p["prompt"], "target": p["target"], "contrast": p["contrast"],
-                     **drops, "replacement_score": ex.scores.replacement_score,
-                     "completeness_score": ex.scores.completeness_score,
-                     "n_nodes": len(ex.json["nodes"]), "n_links": len(ex.json["links"])})
-    corpus = corpus_windows(setup, recipe.corpus.get("n_sequences", FEATURE_CORPUS_SEQUENCES),
-                            recipe.corpus.get("seed", FEATURE_CORPUS_SEED))
-    write_feature_jsons(setup.replacement, features, corpus, setup.vocab, out_dir / "features", progress=progress)
+    manifest = recipe_manifest(recipe_path, device, dtype)
+    resume = check_job_folder(out_dir, manifest, force)
+    results: dict[int, PromptResult] = {}
+    if resume:
+        for i in range(len(recipe.prompts)):
+            done = _finished(out_dir, f"{recipe.name}-{i:02d}")
+            if done is not None:
+                results[i] = done
+    todo = [i for i in range(len(recipe.prompts)) if i not in results]
+    threads = 1 if ray is not None else None
+    with WorkerPool(RecipeWorker, (recipe, device, dtype, threads), ray=ray, n_workers=workers) as pool:
+        list(pool.map("check", [None]))         # every prompt, before anything is written
+        write_manifest(out_dir, manifest)
+        bar = tqdm(total=len(recipe.prompts), initial=len(results), desc=f"recipe {recipe.name}",
+                   disable=not progress)
+        for i, res in pool.map("run", todo):
+            write_json(out_dir / f"{res.slug}.json", res.graph)
+            write_json(out_dir / MANIFEST_DIR / "prompts" / f"{res.slug}.json",
+                       {"row": res.row, "features": [list(f) for f in res.features]})
+            results[i] = res
+            bar.update(1)
+        bar.close()
+        features = sorted({f for res in results.values() for f in res.features})
+        [(_, cards)] = list(pool.map("cards", [features]))
+    for card in cards:
+        write_json(out_dir / "features" / f"{card['index']}.json", card)
+    rows = [results[i].row for i in range(len(recipe.prompts))]
 
     def mean(key: str) -> float:
         return sum(r[key] for r in rows) / len(rows)
@@ -186,14 +279,15 @@ def run_recipe(recipe_path: str | Path, out_dir: str | Path, progress: bool = Tr
 
 
 def write_task_recipe(task: str, model_dir: str | Path, out_path: str | Path, n_prompts: int = 8,
-                      mode: str = "full", only_correct: bool = True, skip: int = 0, name: str | None = None) -> Path:
+                      graph_mode: str = "full", only_correct: bool = True, skip: int = 0,
+                      name: str | None = None) -> Path:
     """A recipe for one planted task: the first `n_prompts` held-out examples (by default those the model
     gets right, i.e. whose top prediction is the target, as the task accuracies count it: a circuit
     should explain a behaviour the model has) with target and contrast, after the first `skip` of them
     (`skip=8` gives a second prompt set that the first recipe does not contain)."""
     from interp.data.corpus import task_examples
 
-    setup = load_setup(model_dir, mode=mode)
+    setup = load_setup(model_dir, mode=graph_mode)
     chosen = []
     for ex in task_examples(task, n=200):
         tokens = setup.encode(ex.prompt)
@@ -216,7 +310,7 @@ def write_task_recipe(task: str, model_dir: str | Path, out_path: str | Path, n_
              "(interp.data.corpus.task_examples); the task metric is logit(target) - logit(contrast).",
              f"name = {q(name)}", f"description = {q(f'{task} circuit on {model_dir.name}')}",
              f"model = {q(model_dir.as_posix())}", f"transcoders = {q((model_dir / 'transcoders').as_posix())}",
-             f"attn_saes = {q((model_dir / 'attn-saes').as_posix())}", f"mode = {q(mode)}",
+             f"attn_saes = {q((model_dir / 'attn-saes').as_posix())}", f"graph_mode = {q(graph_mode)}",
              "node_threshold = 0.8", "edge_threshold = 0.98", "batch_size = 128", "seed = 0",
              'ablation_mode = "free"', "", "[corpus]", "n_sequences = 256", f"seed = {FEATURE_CORPUS_SEED}", ""]
     for ex in chosen:

@@ -32,7 +32,7 @@ from transformer_lens import HookedTransformer
 
 from interp.errors import InterpError
 
-MODES = ("full", "transcoder-only")
+MODES = ("full", "transcoder-only", "bilinear-exact")
 
 
 @dataclass
@@ -44,6 +44,7 @@ class Site:
     sae: SAE
     read_hook: str
     write_hook: str
+    exact = False          # a dictionary is not exact: its reconstruction error is a node (see interp.graph.exact)
 
     def __post_init__(self) -> None:
         # SAE-Lens TopK SAEs may rank `pre-activation × |W_dec row|` and decode with unit-norm rows;
@@ -86,10 +87,20 @@ class Site:
         w = self.W_skip
         return 0.0 if w is None else x @ w.to(x.dtype)
 
+    def feature_label(self, f: int) -> str:
+        return ""
+
     def reconstruct(self, acts: torch.Tensor) -> torch.Tensor:
         """The linear decoder the graph uses: `acts @ W_dec + b_dec` (any mismatch with SAE-Lens'
         own decode lands in the error term, so the replacement stays exact)."""
         return acts @ self.W_dec + self.b_dec
+
+
+def decode(acts: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """acts [..., pos, n] through a decoder [n, d] or a per-position one [pos, n, d] → [..., pos, d]."""
+    if w.ndim == 2:
+        return acts @ w.to(acts.dtype)
+    return torch.einsum("...pn,pnd->...pd", acts, w.to(acts.dtype))
 
 
 def _hook_names(sae: SAE) -> tuple[str | None, str | None]:
@@ -97,16 +108,21 @@ def _hook_names(sae: SAE) -> tuple[str | None, str | None]:
     return meta.get("hook_name"), meta.get("hook_name_out")
 
 
-def make_sites(model: HookedTransformer, transcoders: dict[int, SAE], attn_saes: dict[int, SAE] | None = None,
-               mode: str = "full") -> list[Site]:
+def make_sites(model: HookedTransformer, transcoders: dict[int, SAE] | None, attn_saes: dict[int, SAE] | None = None,
+               mode: str = "full", basis: str = "hidden", attention: str = "heads") -> list[Site]:
     """Check that the dictionaries belong to `model` and order them as the forward pass meets them.
 
     Transcoders must write `blocks.L.hook_mlp_out` (reading `blocks.L.ln2.hook_normalized` or
     `blocks.L.hook_resid_mid`); attention SAEs must read and write `blocks.L.hook_attn_out`.
-    In "transcoder-only" mode attention SAEs are ignored.
+    In "transcoder-only" mode attention SAEs are ignored. In "bilinear-exact" mode the MLPs are exact sites in
+    `basis` and attention is heads or attention SAEs (`attention`; `interp.graph.exact.exact_sites`).
     """
     if mode not in MODES:
         raise InterpError(f"unknown graph mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode == "bilinear-exact":
+        from interp.graph.exact import exact_sites
+
+        return exact_sites(model, transcoders, attn_saes, basis, attention)
     cfg = model.cfg
     if set(transcoders) != set(range(cfg.n_layers)):
         raise InterpError(f"transcoders cover layers {sorted(transcoders)} but the model has {cfg.n_layers} layers "
@@ -114,7 +130,7 @@ def make_sites(model: HookedTransformer, transcoders: dict[int, SAE], attn_saes:
     sites = []
     use_attn = mode == "full" and attn_saes
     if mode == "full" and not attn_saes:
-        raise InterpError("full mode needs attention SAEs for every layer; pass them, or use --mode transcoder-only")
+        raise InterpError("full mode needs attention SAEs for every layer; pass them, or use --graph-mode transcoder-only")
     if use_attn and set(attn_saes) != set(range(cfg.n_layers)):
         raise InterpError(f"attention SAEs cover layers {sorted(attn_saes)} but the model has {cfg.n_layers} layers: "
                           "the dictionaries were made for another model")
@@ -166,6 +182,10 @@ class Snapshot:
     errors: list[torch.Tensor]            # per site: true output - reconstruction [pos, d_out]
     embed: torch.Tensor                   # [pos, d_model], what hook_embed carries (W_E[tokens])
     linear_logits: torch.Tensor | None = None   # [pos, d_vocab] before an output soft cap (Gemma 2); else logits
+    # per site, for exact sites (interp.graph.exact): the prompt's encoder [pos, d_read, n] and decoder
+    # [pos, n, d_out]; None for dictionaries (their W_enc / W_dec do not depend on the prompt)
+    encoders: list[torch.Tensor | None] = field(default_factory=list)
+    decoders: list[torch.Tensor | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.linear_logits is None:
@@ -179,6 +199,7 @@ class ReplacementModel:
     model: HookedTransformer
     sites: list[Site]
     mode: str = "full"
+    options: dict = field(default_factory=dict)     # bilinear-exact: basis, attention, the eigen direction
     frozen_hooks: tuple[str, ...] = field(default=(), init=False)
     # writers[j]: (site i, decoder [d_sae, d_out]) of every dictionary whose features write output j, the write
     # hook of site j: the site itself and, for cross-layer transcoders, every earlier layer's features.
@@ -186,7 +207,8 @@ class ReplacementModel:
 
     def __post_init__(self) -> None:
         mlp_site = {s.layer: j for j, s in enumerate(self.sites) if s.kind == "mlp"}
-        self.writers = [[(j, site.W_dec)] for j, site in enumerate(self.sites)]
+        # An exact site's decoder is its prompt's (Snapshot.decoders): None here.
+        self.writers = [[(j, None if site.exact else site.W_dec)] for j, site in enumerate(self.sites)]
         for i, site in enumerate(self.sites):
             for layer, w in site.extra_writes:
                 if layer not in mlp_site or layer <= site.layer:
@@ -194,24 +216,31 @@ class ReplacementModel:
                                       f"which has no MLP output in this model of {self.n_layers} layers")
                 self.writers[mlp_site[layer]].append((i, w))
 
-    def reconstruct(self, acts: list[torch.Tensor], j: int) -> torch.Tensor:
-        """Output j's reconstruction from every site's activations: b_dec + Σ acts_i @ W_dec(i → j)."""
+    def reconstruct(self, acts: list[torch.Tensor], j: int, snap: Snapshot | None = None) -> torch.Tensor:
+        """Output j's reconstruction from every site's activations: b_dec + Σ acts_i @ W_dec(i → j), with an
+        exact site's decoder the prompt's (`snap.decoders`, per position)."""
         out = self.sites[j].b_dec
         for i, w in self.writers[j]:
-            out = out + acts[i] @ w.to(acts[i].dtype)
+            if self.sites[i].exact:
+                if snap is None or not snap.decoders:
+                    raise ValueError("an exact site decodes with its prompt's decoder: pass the snapshot")
+                w = snap.decoders[i]
+            out = out + decode(acts[i], w)
         return out
 
     @classmethod
-    def build(cls, model: HookedTransformer, transcoders: dict[int, SAE], attn_saes: dict[int, SAE] | None = None,
-              mode: str = "full") -> "ReplacementModel":
+    def build(cls, model: HookedTransformer, transcoders: dict[int, SAE] | None, attn_saes: dict[int, SAE] | None = None,
+              mode: str = "full", basis: str = "hidden", attention: str = "heads") -> "ReplacementModel":
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        for sae in list(transcoders.values()) + list((attn_saes or {}).values()):
+        for sae in list((transcoders or {}).values()) + list((attn_saes or {}).values()):
             sae.eval()
             for p in sae.parameters():
                 p.requires_grad_(False)
-        return cls(model=model, sites=make_sites(model, transcoders, attn_saes, mode), mode=mode)
+        options = {"basis": basis, "attention": attention} if mode == "bilinear-exact" else {}
+        return cls(model=model, sites=make_sites(model, transcoders, attn_saes, mode, basis, attention), mode=mode,
+                   options=options)
 
     @property
     def n_layers(self) -> int:
@@ -247,15 +276,21 @@ class ReplacementModel:
         logits = cap * torch.tanh(linear / cap) if cap > 0 else linear
         scales = {k: v for k, v in cache.items() if k.endswith("hook_scale")}
         patterns = {k: v for k, v in cache.items() if k.endswith("hook_pattern")}
-        reads, acts, errors = [], [], []
+        reads, acts, errors, encoders, decoders = [], [], [], [], []
         for site in self.sites:
             x = cache[site.read_hook][0]
             reads.append(x)
             acts.append(site.encode(x).to(self.dtype))
+            enc, dec = site.linearize(x) if site.exact else (None, None)
+            encoders.append(enc)
+            decoders.append(dec)
+        snap = Snapshot(tokens=tokens, logits=logits[0], scales=scales, patterns=patterns, reads=reads, acts=acts,
+                        errors=errors, embed=cache["hook_embed"][0], linear_logits=linear[0], encoders=encoders,
+                        decoders=decoders)
         for j, (site, x) in enumerate(zip(self.sites, reads)):
-            errors.append(cache[site.write_hook][0] - self.reconstruct(acts, j) - site.skip(x))
-        return Snapshot(tokens=tokens, logits=logits[0], scales=scales, patterns=patterns, reads=reads, acts=acts,
-                        errors=errors, embed=cache["hook_embed"][0], linear_logits=linear[0])
+            # An exact site's error is rounding only: a constant of the forward pass, not a node.
+            errors.append(cache[site.write_hook][0] - self.reconstruct(acts, j, snap) - site.skip(x))
+        return snap
 
     @contextlib.contextmanager
     def linear_output(self) -> Iterator[None]:
@@ -290,7 +325,7 @@ class ReplacementModel:
         def leaf(value: torch.Tensor) -> torch.Tensor:
             return value.detach().expand(batch, *value.shape).clone().requires_grad_(requires_grad)
 
-        leaves = [leaf(embed)] + [leaf(self.reconstruct(acts, j) + e) for j, e in enumerate(errors)]
+        leaves = [leaf(embed)] + [leaf(self.reconstruct(acts, j, snap) + e) for j, e in enumerate(errors)]
         reads: list[torch.Tensor | None] = [None] * len(self.sites)
         hooks = [("hook_embed", lambda x, hook: leaves[0])]
         for name, value in list(snap.scales.items()) + list(snap.patterns.items()):

@@ -90,30 +90,39 @@ def check_made_for(folder: str | Path, model_dir: str | Path, what: str) -> None
 
 def load_setup(model_dir: str | Path, transcoders: str | Path | None = None, attn_saes: str | Path | None = None,
                mode: str = "full", device: str = "cpu", dtype: torch.dtype | None = None,
-               allow_mismatch: bool = False) -> Setup:
+               allow_mismatch: bool = False, basis: str = "hidden", attention: str = "heads") -> Setup:
     """The model and its dictionaries (default: MODEL/transcoders and MODEL/attn-saes), checked to belong together:
-    widths and hooks always; the model the dictionaries record, unless `allow_mismatch`."""
+    widths and hooks always; the model the dictionaries record, unless `allow_mismatch`.
+
+    Mode "bilinear-exact" (`interp.graph.exact`) reads each bilinear MLP exactly in `basis` ("hidden", "eigen", or
+    "dictionary": the transcoders' decoder rows as a read-out basis; only then are transcoders loaded) and
+    attention as `attention` ("heads", exact; or "saes": the attention SAEs, with their error nodes)."""
     from interp.models.lm import load_lm
 
     model_dir = Path(model_dir)
+    use_tcs = mode != "bilinear-exact" or basis == "dictionary"
+    use_saes = mode == "full" or (mode == "bilinear-exact" and attention == "saes")
     if not allow_mismatch:
-        check_made_for(transcoders or model_dir / "transcoders", model_dir, "transcoders")
-        if mode == "full":
+        if use_tcs:
+            check_made_for(transcoders or model_dir / "transcoders", model_dir, "transcoders")
+        if use_saes:
             check_made_for(attn_saes or model_dir / "attn-saes", model_dir, "attention SAEs")
     # TransformerLens prints "Moving model to device" on stdout; keep stdout for the one JSON object
     # and stderr for the one error line.
     with contextlib.redirect_stdout(io.StringIO()):
         lm = load_lm(model_dir, device=device, dtype=dtype)
-    tcs = load_dictionary_folder(transcoders or model_dir / "transcoders", "transcoders")
-    saes = load_dictionary_folder(attn_saes or model_dir / "attn-saes", "attention SAEs") if mode == "full" else None
-    for sae in list(tcs.values()) + list((saes or {}).values()):
+    tcs = load_dictionary_folder(transcoders or model_dir / "transcoders", "transcoders") if use_tcs else None
+    saes = load_dictionary_folder(attn_saes or model_dir / "attn-saes", "attention SAEs") if use_saes else None
+    for sae in list((tcs or {}).values()) + list((saes or {}).values()):
         sae.to(device=lm.model.W_E.device, dtype=lm.model.W_E.dtype)
     try:
-        rep = ReplacementModel.build(lm.model, tcs, saes, mode=mode)
+        rep = ReplacementModel.build(lm.model, tcs, saes, mode=mode, basis=basis, attention=attention)
     except InterpError as e:
         # Name the files: a mismatch is between these dictionaries and this model.
-        folders = [str(transcoders or model_dir / "transcoders")]
-        if mode == "full":
+        folders = [str(transcoders or model_dir / "transcoders")] if use_tcs else []
+        if use_saes:
             folders.append(str(attn_saes or model_dir / "attn-saes"))
+        if not folders:
+            raise InterpError(f"model {model_dir}: {e}") from None
         raise InterpError(f"{' and '.join(folders)} vs model {model_dir}: {e}") from None
     return Setup(replacement=rep, vocab=list(lm.tokenizer.vocab), name=model_dir.name, tokenizer=lm.tokenizer)

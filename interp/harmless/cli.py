@@ -1,4 +1,4 @@
-"""`interp harmless DIR`: the harmless subspace of a model's layer, checked on a test image.
+"""`interp harmless MODEL`: the harmless subspace of a model's layer, checked on a test image.
 
     interp harmless checkpoints/fmnist-bilinear --layer bilinear --index 3 --magnitude 100 --json
 
@@ -7,7 +7,8 @@ space's dimension, whether it is an exact null space (false: the approximate spa
 singular values, or an input-dependent ReLU space whose pattern breaks at this magnitude), and the
 logits of test image I before and after adding δ from the space with ‖δ‖ = M · ‖x‖.
 `--secret J` also hides test image J in image I; `--other DIR2` tries the same δ on another model.
-A dictionaries folder (kind "dictionaries") gives the residual-stream directions no encoder reads.
+An LM (ours or a Hugging Face folder) gives, per dictionary input of a layer, the directions no encoder of its
+dictionaries reads (--transcoders / --attn-saes, default MODEL/transcoders and MODEL/attn-saes).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
     from interp.models.hf import is_hf_folder
 
     # a Hugging Face model folder (config.json without "kind") is an LM folder: its transcoders/ and attn-saes/
-    config = {"kind": "lm"} if is_hf_folder(args.path) else read_checkpoint_config(args.path)
+    config = {"kind": "lm"} if is_hf_folder(args.model) else read_checkpoint_config(args.model)
     if not (math.isfinite(args.magnitude) and args.magnitude > 0):
         raise InterpError(f"--magnitude must be a finite number > 0, got {args.magnitude}")
     if args.rtol is not None and not 0 < args.rtol < 1:
@@ -55,23 +56,27 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
         from interp.harmless.lm import dictionaries_null_space_from_folder
 
         if args.secret is not None or args.other is not None or args.out is not None or args.html is not None:
-            raise InterpError("--secret, --other, --out and --out-html are for image classifiers, not dictionaries")
-        return dictionaries_null_space_from_folder(args.path, layer=args.layer, rtol=args.rtol,
+            raise InterpError("--secret, --other, --out and --out-html are for image classifiers, not language models")
+        return dictionaries_null_space_from_folder(args.model, layer=args.layer, rtol=args.rtol,
                                                    magnitude=args.magnitude, seed=args.seed,
-                                                   approx_dim=args.approx_dim).summary()
+                                                   approx_dim=args.approx_dim, transcoders=args.transcoders,
+                                                   attn_saes=args.attn_saes,
+                                                   allow_mismatch=args.allow_mismatch).summary()
     if config["kind"] != "classifier":
-        raise InterpError(f"{args.path} holds a {config['kind']!r} checkpoint; `interp harmless` reads image "
-                          "classifiers and dictionaries folders")
+        raise InterpError(f"{args.model} holds a {config['kind']!r} checkpoint; `interp harmless` reads image "
+                          "classifiers and language models")
+    if args.transcoders is not None or args.attn_saes is not None or args.allow_mismatch:
+        raise InterpError("--transcoders, --attn-saes and --allow-mismatch are for language models, not classifiers")
     from interp.data.images import load_image_dataset
     from interp.harmless.apply import check_perturbation, hide_image, identify_model
     from interp.harmless.layers import harmless_layers, harmless_space
     from interp.models.checkpoints import load_classifier
 
     dtype, device = resolve_dtype(args.dtype), resolve_device(args.device)
-    model, _, _ = load_classifier(args.path)
+    model, _, _ = load_classifier(args.model)
     layers = harmless_layers(model)
     if args.layer is not None and args.layer not in layers:
-        raise InterpError(f"no layer {args.layer!r} in {args.path}; choose one of {', '.join(layers)}")
+        raise InterpError(f"no layer {args.layer!r} in {args.model}; choose one of {', '.join(layers)}")
     dataset = load_image_dataset(config.get("dataset", "fashion-mnist"), args.data_dir)
     x = _test_image(dataset, args.index, "--index")
     # Check every input before computing anything, so a bad one gives one line and nothing else.
@@ -80,7 +85,7 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
     if args.other is not None:
         other, other_config, _ = load_classifier(args.other)
         if other_config.get("dataset") != config.get("dataset"):
-            raise InterpError(f"{args.other} was trained on {other_config.get('dataset')!r}, {args.path} on "
+            raise InterpError(f"{args.other} was trained on {other_config.get('dataset')!r}, {args.model} on "
                               f"{config.get('dataset')!r}: compare models of the same dataset")
     space = harmless_space(model, args.layer, x, image_shape=dataset.image_shape, rtol=args.rtol,
                            approx_dim=args.approx_dim, quiet=args.quiet)
@@ -119,7 +124,7 @@ def run_harmless(args: argparse.Namespace) -> dict[str, Any]:
     if args.html is not None:
         from interp.viz.bilinear import write_html
 
-        write_html(args.html, figures, title=f"harmless: {args.path} {space.layer}")
+        write_html(args.html, figures, title=f"harmless: {args.model} {space.layer}")
         out["html"] = str(args.html)
     return out
 
@@ -128,8 +133,19 @@ def register(cli: Any) -> None:
     p = cli.add_command("harmless", run_harmless,
                         help="harmless subspace of a layer (null space, or ReLU input-dependent space), "
                              "checked on a test image")
-    p.add_argument("path", type=Path, help="classifier checkpoint folder (or an LM dictionaries folder)")
-    p.add_argument("--layer", default=None, help="layer name (default: the first layer); a bad name lists the choices")
+    p.add_argument("model", metavar="MODEL", type=Path,
+                   help="image-classifier checkpoint folder, or an LM (checkpoint folder or Hugging Face model folder) "
+                        "whose dictionaries to read")
+    p.add_argument("--transcoders", type=Path, default=None, metavar="DIR",
+                   help="LM: transcoders folder to read (default, when neither this nor --attn-saes is given: "
+                        "MODEL/transcoders and MODEL/attn-saes where they exist)")
+    p.add_argument("--attn-saes", type=Path, default=None, metavar="DIR",
+                   help="LM: attention SAE folder to read (default: see --transcoders)")
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="LM: use dictionaries that record another model (hooks and widths must still fit)")
+    p.add_argument("--layer", default=None,
+                   help="layer name (classifier; default: the first layer, a bad name lists the choices) or "
+                        "layer number (LM; default: the first with dictionaries)")
     p.add_argument("--index", type=non_negative_int, default=0, help="test image x to perturb (default 0)")
     p.add_argument("--magnitude", type=positive_float, default=100.0, help="‖δ‖ as a multiple of ‖x‖ (default 100)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random direction in the space")

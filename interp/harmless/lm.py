@@ -149,33 +149,51 @@ def check_dictionary_perturbation(result: DictionaryHarmless, saes: dict[str, An
                                n_activations=n)
 
 
-def _dictionary_folders(path: Path) -> tuple[list[Path], Path]:
-    """(dictionaries folders, LM folder) for an LM folder (ours or a Hugging Face model folder) with transcoders/
-    and attn-saes/, or one dictionaries folder."""
-    from interp.models.dictionaries import dictionaries_model_path
+def _dictionary_folders(model_dir: Path, transcoders: Path | None, attn_saes: Path | None,
+                        allow_mismatch: bool) -> dict[str, Path]:
+    """{"transcoders" / "attn-saes": folder} for an LM folder (ours or a Hugging Face model folder): the folders
+    given, or when none is given MODEL/transcoders and MODEL/attn-saes where they exist; each checked to be made
+    for this model unless `allow_mismatch`."""
+    from interp.graph.setup import check_made_for
     from interp.models.hf import is_hf_folder
 
-    kind = "hf" if is_hf_folder(path) else read_checkpoint_config(path)["kind"]
+    kind = "hf" if is_hf_folder(model_dir) else read_checkpoint_config(model_dir)["kind"]
     if kind == "dictionaries":
-        return [path], dictionaries_model_path(path)
-    folders = [path / sub for sub in TYPE_FOLDERS if (path / sub / "config.json").is_file()]
+        raise InterpError(f"{model_dir} is a dictionaries folder: give its LM as MODEL and this folder with "
+                          "--transcoders (or --attn-saes)")
+    if kind not in ("lm", "hf"):
+        raise InterpError(f"{model_dir} holds a {kind!r} checkpoint, not a language model")
+    given = {name: folder for name, folder in (("transcoders", transcoders), ("attn-saes", attn_saes))
+             if folder is not None}
+    for name, folder in given.items():
+        if not folder.is_dir():
+            raise InterpError(f"--{name} folder not found: {folder}")
+    # Given folders are the whole choice (the space of those dictionaries alone); by default every kind the LM has.
+    folders = given or {name: model_dir / name for name in TYPE_FOLDERS if (model_dir / name).is_dir()}
     if not folders:
-        raise InterpError(f"{path} has no dictionaries ({' or '.join(TYPE_FOLDERS)}/); train them first")
-    return folders, path
+        raise InterpError(f"{model_dir} has no dictionaries ({' or '.join(TYPE_FOLDERS)}/); train them first, "
+                          "or give --transcoders / --attn-saes")
+    if not allow_mismatch:
+        for name, folder in folders.items():
+            check_made_for(folder, model_dir, name)
+    return folders
 
 
-def dictionaries_null_space_from_folder(path: str | Path, layer: str | None = None, rtol: float | None = None,
+def dictionaries_null_space_from_folder(model_dir: str | Path, layer: str | None = None, rtol: float | None = None,
                                         magnitude: float = 100.0, seed: int = 0, approx_dim: int = 32,
-                                        n_sequences: int = 4) -> DictionaryHarmless:
-    """The space of one layer's dictionaries (all of them in an LM folder, or one dictionaries folder),
-    checked on the activations of `n_sequences` corpus documents."""
+                                        n_sequences: int = 4, transcoders: str | Path | None = None,
+                                        attn_saes: str | Path | None = None,
+                                        allow_mismatch: bool = False) -> DictionaryHarmless:
+    """The space of one layer's dictionaries of an LM (its transcoders and attention SAEs: the folders given, else
+    MODEL/transcoders and MODEL/attn-saes), checked on the activations of `n_sequences` corpus documents."""
     from interp.models.dictionaries import load_dictionaries
     from interp.models.lm import load_lm
     from interp.train.dictionaries import corpus_batches
 
-    path = Path(path)
-    folders, lm_path = _dictionary_folders(path)
-    per_folder = {folder.name: load_dictionaries(folder) for folder in folders}
+    path = Path(model_dir)
+    folders = _dictionary_folders(path, None if transcoders is None else Path(transcoders),
+                                  None if attn_saes is None else Path(attn_saes), allow_mismatch)
+    per_folder = {name: load_dictionaries(folder) for name, folder in folders.items()}
     layers = sorted({lay for dicts in per_folder.values() for lay in dicts})
     if layer is None:
         chosen = layers[0]
@@ -187,7 +205,7 @@ def dictionaries_null_space_from_folder(path: str | Path, layer: str | None = No
         if chosen not in layers:
             raise InterpError(f"no dictionary for layer {chosen} in {path}; layers: {layers}")
     saes = {name: dicts[chosen] for name, dicts in per_folder.items() if chosen in dicts}
-    lm = load_lm(lm_path)
+    lm = load_lm(path)
     result = dictionary_null_space(saes, chosen, lm.model, rtol=rtol, approx_dim=approx_dim)
     tokens = next(iter(corpus_batches(lm, n_sequences, seed)))
     hooks = {name: str(sae.cfg.metadata.hook_name) for name, sae in saes.items()}

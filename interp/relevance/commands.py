@@ -77,15 +77,9 @@ def top_pairs(pairs: torch.Tensor, width: int, k: int) -> list[dict[str, Any]]:
     return out
 
 
-def write_figure(out: Path, figure, png: bytes | None = None) -> None:
-    if out.suffix.lower() == ".png":
-        if png is None:
-            raise InterpError(f"{out}: PNG output is available for images only; use .html")
-        atomic_write_bytes(out, png)
-    elif out.suffix.lower() == ".html":
-        atomic_write_text(out, figure.to_html(include_plotlyjs="cdn", full_html=True))
-    else:
-        raise InterpError(f"--out {out}: use a .png or .html file name")
+def write_html_figure(out: Path, figure) -> None:
+    """One plotly figure as a page (--out-html; its suffix is checked before any work)."""
+    atomic_write_text(out, figure.to_html(include_plotlyjs="cdn", full_html=True))
 
 
 def for_reading(result: dict[str, Any]) -> dict[str, Any]:
@@ -106,25 +100,29 @@ def relevance_command(args: argparse.Namespace) -> dict[str, Any]:
     from interp.io import check_output_file
 
     check_output_file(args.out, args.force, "--out")
+    check_output_file(args.out_html, args.force, "--out-html")
     result = _relevance_command(args)
     return result if args.json else for_reading(result)
 
 
 def _relevance_command(args: argparse.Namespace) -> dict[str, Any]:
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
-    if args.out is not None and args.out.suffix.lower() not in (".png", ".html"):
-        raise InterpError(f"--out {args.out}: use a .png or .html file name")
+    # --out is the heatmap as an image, --out-html the page (as every command writes HTML)
+    if args.out is not None and args.out.suffix.lower() != ".png":
+        raise InterpError(f"--out {args.out}: the heatmap image is a .png file (an HTML page is --out-html)")
+    if args.out_html is not None and args.out_html.suffix.lower() not in (".html", ".htm"):
+        raise InterpError(f"--out-html must name an .html file, got {args.out_html}")
     if args.top < 1:
         raise InterpError("--top must be at least 1")
     from interp.models.hf import is_hf_folder
 
-    if is_hf_folder(args.path):  # a Hugging Face model folder: config.json has no "kind"
+    if is_hf_folder(args.model):  # a Hugging Face model folder: config.json has no "kind"
         return _token_command(args, device, dtype)
-    config = read_checkpoint_config(args.path)
+    config = read_checkpoint_config(args.model)
     if config["kind"] == "lm":
         return _token_command(args, device, dtype)
     if config["kind"] != "classifier":
-        raise InterpError(f"{args.path} holds a {config['kind']!r} checkpoint; relevance needs an image classifier or an LM")
+        raise InterpError(f"{args.model} holds a {config['kind']!r} checkpoint; relevance needs an image classifier or an LM")
     return _image_command(args, config, device, dtype)
 
 
@@ -138,7 +136,7 @@ def _image_command(args: argparse.Namespace, config: dict[str, Any], device, dty
     if args.text is not None:
         raise InterpError("--text is for language models; this checkpoint is an image classifier")
     rule_map(args.rule_map)  # bad names fail before anything is loaded
-    model, config = load_image_model(args.path, device, dtype)
+    model, config = load_image_model(args.model, device, dtype)
     data = test_images(config, args.data_dir)
     if not 0 <= args.index < len(data.test):
         raise InterpError(f"index {args.index} is out of range: the {data.name} test set has images 0..{len(data.test) - 1}")
@@ -169,9 +167,12 @@ def _image_command(args: argparse.Namespace, config: dict[str, Any], device, dty
         result["pair_sum"] = float(pairs.pairs.sum())
         result["top_pairs"] = top_pairs(pairs.pairs[:model.d_in, :model.d_in], image.shape[-1], args.top)
     if args.out is not None:
-        title = f"{data.class_names[target]} (logit {result['output']:.3g}), rule map {maps.rule_map}"
-        write_figure(args.out, pixel_relevance_figure(image, R, title), relevance_png(image, R))
+        atomic_write_bytes(args.out, relevance_png(image, R))
         result["out"] = str(args.out)
+    if args.out_html is not None:
+        title = f"{data.class_names[target]} (logit {result['output']:.3g}), rule map {maps.rule_map}"
+        write_html_figure(args.out_html, pixel_relevance_figure(image, R, title))
+        result["html"] = str(args.out_html)
     return result
 
 
@@ -182,21 +183,21 @@ def _token_command(args: argparse.Namespace, device, dtype) -> dict[str, Any]:
 
     if args.text is None:
         raise InterpError("language models need --text PROMPT")
-    if args.out is not None and args.out.suffix.lower() != ".html":
-        raise InterpError(f"--out {args.out}: token relevance is written as .html")
+    if args.out is not None:
+        raise InterpError("--out writes an image's heatmap; token relevance is written as a page with --out-html")
     # TransformerLens prints "Moving model to device" on stdout; --json must print one object only,
     # and an error exactly one line, so that chatter is dropped.
     with contextlib.redirect_stdout(io.StringIO()):
-        lm = load_lm(args.path, device=device, dtype=dtype)
+        lm = load_lm(args.model, device=device, dtype=dtype)
     result = prompt_relevance(lm, args.text, args.target)
     order = sorted(range(len(result.relevance)), key=lambda i: -result.relevance[i])[:args.top]
     name = lm.config.get("model_type") if lm.config.get("kind") == "hf" else f"{lm.arch}-lm"
     out = {"model": name, **result.to_dict(), "relevance_sum": sum(result.relevance) + result.constant,
            "top_tokens": [{"position": i, "token": result.tokens[i], "relevance": result.relevance[i]} for i in order]}
-    if args.out is not None:
-        write_figure(args.out, token_relevance_figure(result.tokens, result.relevance,
-                                                      f"relevance for {result.target!r} (logit {result.output:.3g})"))
-        out["out"] = str(args.out)
+    if args.out_html is not None:
+        title = f"relevance for {result.target!r} (logit {result.output:.3g})"
+        write_html_figure(args.out_html, token_relevance_figure(result.tokens, result.relevance, title))
+        out["html"] = str(args.out_html)
     return out
 
 
@@ -214,21 +215,21 @@ def relevance_eval_command(args: argparse.Namespace) -> dict[str, Any]:
     if args.n_images < 1 or args.batch_size < 1:
         raise InterpError("--n-images and --batch-size must be at least 1")
     rules = rule_map(args.rule_map)
-    config = read_checkpoint_config(args.path)
+    config = read_checkpoint_config(args.model)
     if config["kind"] != "classifier":
-        raise InterpError(f"{args.path} holds a {config['kind']!r} checkpoint; relevance-eval needs an image classifier")
-    model, config = load_image_model(args.path, device, dtype)
+        raise InterpError(f"{args.model} holds a {config['kind']!r} checkpoint; relevance-eval needs an image classifier")
+    model, config = load_image_model(args.model, device, dtype)
     data = test_images(config, args.data_dir)
     images = data.test.images[:args.n_images].to(device=device, dtype=dtype)
     result = pixel_flipping(model, images, rules, steps=args.steps, pixels_per_step=args.pixels_per_step,
                             seed=args.seed, batch_size=args.batch_size,
                             replacement=args.replacement, quiet=args.quiet)
-    out = {"model": getattr(model, "arch", type(model).__name__), "path": str(args.path), **result.to_dict(),
+    out = {"model": getattr(model, "arch", type(model).__name__), "path": str(args.model), **result.to_dict(),
            "dtd_above_random": result.aopc["dtd"] > result.aopc["random"],
            "dtd_at_least_gradient": result.aopc["dtd"] >= result.aopc["gradient"]}
     if not args.json:
         out.pop("curves")  # hundreds of numbers; --json or --out have them
     if args.out is not None:
-        write_figure(args.out, flipping_curves_figure(result.curves, result.pixels_per_step, result.aopc))
+        write_html_figure(args.out, flipping_curves_figure(result.curves, result.pixels_per_step, result.aopc))
         out["out"] = str(args.out)
     return out

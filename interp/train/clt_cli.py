@@ -19,7 +19,7 @@ from interp.device import resolve_device, resolve_dtype, torch_threads
 
 def _command(args: argparse.Namespace, options) -> str:
     """The command with every option spelled out (k and d_sae as resolved), for metrics.json."""
-    parts = ["interp", "train", "clt", "--model", str(args.model), "--out", str(args.out), "--steps", str(options.steps),
+    parts = ["interp", "train", "clt", str(args.model), "--out", str(args.out), "--steps", str(options.steps),
              "--k", str(options.k), "--d-sae", str(options.d_sae), "--batch-size", str(options.batch_size),
              "--lr", str(options.lr), "--n-tokens", str(options.n_tokens), "--seed", str(options.seed),
              "--aux-coef", str(options.aux_coef), "--threads", str(args.threads)]
@@ -70,7 +70,7 @@ def register(cli) -> None:
     defaults = CLTTrainOptions()
     p = cli.add_train("clt", _train_clt, "train a TopK cross-layer transcoder for an LM (every layer's MLP input "
                                         "→ its own and every later MLP output)")
-    p.add_argument("--model", type=Path, required=True, help="LM checkpoint folder")
+    p.add_argument("model", metavar="MODEL", type=Path, help="LM checkpoint folder (kind 'lm')")
     p.add_argument("--out", type=Path, default=None, help="CLT folder to write (default: MODEL/clt)")
     p.add_argument("--steps", type=positive_int, default=defaults.steps)
     p.add_argument("--k", type=positive_int, default=None, help="active features per layer and token (default: the k of "

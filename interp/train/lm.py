@@ -35,6 +35,8 @@ class LMEvalResult(Result):
     tasks: dict[str, dict[str, float]]
     heldout_loss: float
     n_examples: int
+    heldout_loss_training_corpus: float | None = None
+    corpus: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -106,6 +108,8 @@ def train_lm(options: LMTrainOptions, out: str | Path | None = None, device: str
         raise InterpError(f"unknown LM architecture {options.arch!r}; choose one of {', '.join(ARCHS)}")
     if options.steps < 1 or options.batch_size < 1:
         raise InterpError("steps and batch size must be at least 1")
+    corpus_config = corpus.corpus_config_from_options(asdict(options))
+    corpus.check_corpus_config(corpus_config, options.n_ctx)
     tokenizer = corpus.make_tokenizer()
     cfg = make_lm_config(options.arch, options.n_layers, options.d_model, options.n_heads, options.d_mlp,
                          options.n_ctx, len(tokenizer), options.seed)
@@ -133,7 +137,7 @@ def train_lm(options: LMTrainOptions, out: str | Path | None = None, device: str
     loss_value = float("nan")
     bar = tqdm(range(options.steps), desc=f"train lm ({options.arch})", disable=quiet, mininterval=1.0)
     for step in bar:
-        batch = [tokenizer.encode(" ".join(corpus.training_document(rng, options.n_ctx - 1)))
+        batch = [tokenizer.encode(" ".join(corpus.training_document(rng, options.n_ctx - 1, corpus_config)))
                  for _ in range(options.batch_size)]
         tokens = torch.tensor(batch, dtype=torch.long, device=device)
         for group in optimizer.param_groups:
@@ -152,7 +156,8 @@ def train_lm(options: LMTrainOptions, out: str | Path | None = None, device: str
             eval_start = time.perf_counter()
             model.eval()
             evaluated = averaged.module if averaged is not None else model
-            evaluation = evaluate_lm_tasks(LoadedLM(model=evaluated, tokenizer=tokenizer), n=options.n_eval)
+            evaluation = evaluate_lm_tasks(LoadedLM(model=evaluated, tokenizer=tokenizer), n=options.n_eval,
+                                           corpus_config=corpus_config)
             curve.append(curve_point(evaluation, step + 1, loss_value))
             model.train()
             eval_seconds += time.perf_counter() - eval_start
@@ -163,7 +168,7 @@ def train_lm(options: LMTrainOptions, out: str | Path | None = None, device: str
         untie_unembedding(model)
     model.eval()
     loaded = LoadedLM(model=model, tokenizer=tokenizer)
-    evaluation = evaluate_lm_tasks(loaded, n=options.n_eval)
+    evaluation = evaluate_lm_tasks(loaded, n=options.n_eval, corpus_config=corpus_config)
     tokens_seen = options.steps * options.batch_size * options.n_ctx
     result = LMTrainResult(arch=options.arch, steps=options.steps, tokens_seen=tokens_seen,
                            train_seconds=seconds, tokens_per_second=tokens_seen / seconds,
@@ -179,7 +184,11 @@ def train_lm(options: LMTrainOptions, out: str | Path | None = None, device: str
                                f"--lr {options.lr} --wd {options.wd} --seed {options.seed}"
                                f"{' --tie-embeddings' if options.tie_embeddings else ''}"
                                f"{f' --eval-every {options.eval_every}' if options.eval_every else ''}"
-                               f" --ema {options.ema} --out {out}")}
+                               f" --ema {options.ema}"
+                               + (f" --corpus structural --bracket-depth {options.bracket_depth} --repeat-min "
+                                  f"{options.repeat_min} --repeat-max {options.repeat_max} --ioi-heldout-families "
+                                  f"{options.ioi_heldout_families}" if options.corpus != "planted" else "")
+                               + f" --out {out}")}
         # The whole folder is replaced at once, so an old model's dictionaries never outlive it.
         with staged_folder(out) as staged:
             save_lm(staged, model, tokenizer, metrics, extra={"train_options": asdict(options)})
@@ -245,46 +254,81 @@ def _ioi_metrics(lm: LoadedLM, examples: list[corpus.TaskExample]) -> dict[str, 
 
 
 @torch.no_grad()
-def evaluate_lm_tasks(lm: LoadedLM, n: int = 200, seed: int = corpus.EVAL_SEED) -> LMEvalResult:
-    """Held-out metrics: induction accuracy (top-1 on each repeated token after the first of the second copy),
-    IOI accuracy (top-1 over the whole vocabulary is the indirect object) and mean logit difference IO − S,
-    bracket accuracy (the right closer beats the three other closing brackets). `ioi_seen_names` repeats IOI
-    on the held-out templates with names seen in IOI training."""
-    check_tokenizer_fits(lm)
-    tok = lm.tokenizer
+def _sequence_accuracy(lm: LoadedLM, sequences: list[tuple[str, list[int]]]) -> dict[str, float]:
+    """Top-1 accuracy on the scored words of whole texts: word w sits at token w+1 and is predicted at token w."""
     model = lm.model
-    model.eval()
-
-    # induction: score every predictable position of each whole sequence
-    sequences = corpus.induction_sequences(n, seed)
     correct = total = 0
     for start in range(0, len(sequences), 128):
         chunk = sequences[start:start + 128]
         batch = [lm.to_tokens(text)[0].tolist() for text, _ in chunk]
-        tokens, _ = _pad(batch, tok.bos_id)
+        tokens, _ = _pad(batch, lm.tokenizer.bos_id)
         predictions = model(tokens.to(model.cfg.device), return_type="logits").argmax(-1).cpu()
         for row, (_, word_positions) in enumerate(chunk):
-            for w in word_positions:  # word w sits at token w+1 and is predicted at token position w
+            for w in word_positions:
                 correct += int(predictions[row, w] == tokens[row, w + 1])
                 total += 1
-    induction = {"accuracy": correct / total, "n_tokens": total}
+    return {"accuracy": correct / total, "n_tokens": total}
 
-    ioi = _ioi_metrics(lm, corpus.ioi_examples(n, seed))
-    # Same held-out templates, places and objects, but names the model saw in IOI training.
-    ioi_seen_names = _ioi_metrics(lm, corpus.ioi_examples(n, seed, names="train"))
 
-    examples = corpus.bracket_examples(n, seed)
+def _closer_accuracy(lm: LoadedLM, examples: list[corpus.TaskExample]) -> dict[str, float]:
+    """The right closer beats the three other closing brackets (and, top1_accuracy, every other word)."""
+    tok = lm.tokenizer
     logits = last_logits(lm, [e.prompt for e in examples])
     closer_ids = torch.tensor([tok.token_id(c) for c in corpus.BRACKETS.values()])
     target = torch.tensor([tok.token_id(e.target) for e in examples])
     chosen = closer_ids[logits[:, closer_ids].argmax(-1)]
-    brackets = {"accuracy": (chosen == target).float().mean().item(),
-                "top1_accuracy": (logits.argmax(-1) == target).float().mean().item(), "n": len(examples)}
+    return {"accuracy": (chosen == target).float().mean().item(),
+            "top1_accuracy": (logits.argmax(-1) == target).float().mean().item(), "n": len(examples)}
 
-    rng = random.Random(seed + 7)
-    heldout = torch.tensor([tok.encode(" ".join(corpus.training_document(rng, model.cfg.n_ctx - 1)))
-                            for _ in range(min(n, 256))], device=model.cfg.device)
-    heldout_loss = lm_loss(model, heldout).item()
+
+@torch.no_grad()
+def evaluate_lm_tasks(lm: LoadedLM, n: int = 200, seed: int = corpus.EVAL_SEED,
+                      corpus_config: corpus.CorpusConfig | None = None) -> LMEvalResult:
+    """Held-out metrics: induction accuracy (top-1 on each repeated token after the first of the second copy),
+    IOI accuracy (top-1 over the whole vocabulary is the indirect object) and mean logit difference IO − S,
+    bracket accuracy (the right closer beats the three other closing brackets). `ioi_seen_names` repeats IOI
+    on the held-out templates with names seen in IOI training.
+
+    The structural sets (`corpus.STRUCTURAL_SETS`): induction on unmarked repeats, after a distractor span, and on
+    spans of 20 words; IOI in held-out frame families with held-out names; brackets nested exactly as deep as the
+    training corpus allows, and one level deeper. `corpus_config` None: the one recorded in the checkpoint's
+    train_options (the planted corpus when none is). `heldout_loss` is on fresh planted-corpus text for every
+    model (comparable across corpora); `heldout_loss_training_corpus` on the model's own corpus."""
+    check_tokenizer_fits(lm)
+    if corpus_config is None:
+        corpus_config = corpus.corpus_config_from_options(lm.config.get("train_options"))
+    tok = lm.tokenizer
+    model = lm.model
+    model.eval()
+
+    induction = _sequence_accuracy(lm, corpus.induction_sequences(n, seed))
+    ioi = _ioi_metrics(lm, corpus.ioi_examples(n, seed))
+    # Same held-out templates, places and objects, but names the model saw in IOI training.
+    ioi_seen_names = _ioi_metrics(lm, corpus.ioi_examples(n, seed, names="train"))
+    brackets = _closer_accuracy(lm, corpus.bracket_examples(n, seed))
+
+    depth = corpus_config.bracket_depth
+    structural = {}
+    for kind in ("unmarked", "distractor", "long"):  # texts of up to 52 tokens: left out of shorter-context models
+        sequences = corpus.repeat_sequences(kind, n, seed)
+        if max(len(text.split()) + 1 for text, _ in sequences) <= model.cfg.n_ctx:
+            structural[f"induction_{kind}"] = _sequence_accuracy(lm, sequences)
+    structural.update({
+        "ioi_unseen_frames": _ioi_metrics(lm, corpus.ioi_frame_examples(corpus_config, n, seed)),
+        "brackets_trained_depth": {"depth": depth, **_closer_accuracy(lm, corpus.bracket_depth_examples(depth, n, seed))},
+        "brackets_deeper": {"depth": depth + 1,
+                            **_closer_accuracy(lm, corpus.bracket_depth_examples(depth + 1, n, seed))},
+    })
+
+    losses = {}
+    for name, config in (("planted", None), ("own", corpus_config)):
+        rng = random.Random(seed + 7)
+        heldout = torch.tensor([tok.encode(" ".join(corpus.training_document(rng, model.cfg.n_ctx - 1, config)))
+                                for _ in range(min(n, 256))], device=model.cfg.device)
+        losses[name] = lm_loss(model, heldout).item()
     return LMEvalResult(tasks={"induction": induction, "ioi": ioi, "brackets": brackets,
-                               "ioi_seen_names": ioi_seen_names},
-                        heldout_loss=heldout_loss, n_examples=n)
+                               "ioi_seen_names": ioi_seen_names, **structural},
+                        heldout_loss=losses["planted"], n_examples=n,
+                        heldout_loss_training_corpus=losses["own"],
+                        corpus={**asdict(corpus_config),
+                                "ioi_heldout_families": list(corpus_config.ioi_heldout_families)})

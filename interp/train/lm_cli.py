@@ -30,7 +30,9 @@ def _train_lm(args: argparse.Namespace) -> dict[str, Any]:
     options = LMTrainOptions(arch=args.arch, n_layers=args.n_layers, d_model=args.d_model, n_heads=args.n_heads,
                              d_mlp=args.d_mlp, n_ctx=args.n_ctx, steps=args.steps, batch_size=args.batch_size,
                              lr=args.lr, wd=args.wd, seed=args.seed, tie_embeddings=args.tie_embeddings,
-                             eval_every=args.eval_every, ema=args.ema)
+                             eval_every=args.eval_every, ema=args.ema, corpus=args.corpus,
+                             bracket_depth=args.bracket_depth, repeat_min=args.repeat_min, repeat_max=args.repeat_max,
+                             ioi_heldout_families=args.ioi_heldout_families)
     resolve_dtype(args.dtype)
     with torch_threads(args.threads):
         _, result = train_lm(options, out=args.out, device=str(resolve_device(args.device)), quiet=args.quiet)
@@ -116,6 +118,17 @@ def register(cli) -> None:
                    help="train with the unembedding tied to the embedding (W_U = W_E^T); saved untied")
     p.add_argument("--ema", type=ema_decay, default=defaults.ema,
                    help="keep an exponential moving average of the weights with this decay and save it (0: off)")
+    p.add_argument("--corpus", choices=["planted", "structural"], default=defaults.corpus,
+                   help="planted: the shipped models' corpus; structural: unmarked repeats, IOI composed from clause "
+                        "families, brackets of every depth up to --bracket-depth")
+    p.add_argument("--bracket-depth", type=positive_int, default=defaults.bracket_depth,
+                   help="deepest bracket nesting in training lines (structural corpus)")
+    p.add_argument("--repeat-min", type=positive_int, default=defaults.repeat_min,
+                   help="shortest unmarked repeated span (structural corpus)")
+    p.add_argument("--repeat-max", type=positive_int, default=defaults.repeat_max,
+                   help="longest unmarked repeated span (structural corpus)")
+    p.add_argument("--ioi-heldout-families", default=defaults.ioi_heldout_families,
+                   help="comma-separated IOI intro/giving families never trained on (structural corpus)")
     p.add_argument("--eval-every", type=non_negative_int, default=0,
                    help="record held-out task metrics (of the averaged weights, with --ema) every N steps in "
                         "metrics.json's learning_curve (0: off)")
@@ -125,7 +138,8 @@ def register(cli) -> None:
     for name, kind, help_text in (("transcoders", "transcoder", "train one transcoder per MLP layer of an LM"),
                                   ("attn-saes", "attn_sae", "train one SAE per attention output of an LM")):
         p = cli.add_train(name, _train_dictionaries(kind), help_text)
-        p.add_argument("--model", type=Path, required=True, help="LM checkpoint folder")
+        p.add_argument("model", metavar="MODEL", type=Path,
+                       help="LM checkpoint folder (kind 'lm') or Hugging Face model folder")
         p.add_argument("--out", type=Path, required=True, help="dictionaries folder to write")
         p.add_argument("--variant", choices=["topk", "relu"], default=dict_defaults.variant)
         p.add_argument("--expansion", type=positive_int, default=dict_defaults.expansion, help="d_sae = expansion × d_model")

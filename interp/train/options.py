@@ -29,6 +29,15 @@ class LMTrainOptions:
     # Exponential moving average of the weights with this decay (0: off); the saved model is the average.
     # Late in training held-out-name IOI swings by tens of points between nearby steps; the average does not.
     ema: float = 0.998
+    # The training corpus (`interp.data.corpus.CorpusConfig`): "planted" is that of the shipped checkpoints (and
+    # ignores the other three); "structural" adds unmarked repeats of repeat_min..repeat_max words, IOI composed
+    # from clause families (those in ioi_heldout_families, comma-separated, never trained on) and bracket lines
+    # of every depth up to bracket_depth.
+    corpus: str = "planted"
+    bracket_depth: int = 4
+    repeat_min: int = 2
+    repeat_max: int = 16
+    ioi_heldout_families: str = "met_with,at_the,sat_with,carries,had_and_gave"
 
 
 @dataclass

@@ -35,13 +35,19 @@ def spectrum_figure(eigenvalues: Sequence[float], title: str = "Eigenvalue spect
 
 
 def class_spectra_figure(classes: Sequence[dict], title: str = "Top eigenvalues per class") -> go.Figure:
-    """One line per class: its top eigenvalues by |λ| (classes as in EigenReport.to_dict()['classes'])."""
-    fig = go.Figure()
-    for c in classes:
-        values = c["top_eigenvalues"]
-        fig.add_trace(go.Scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines+markers",
-                                 name=f"{c['class']}: {c['name']} (eff. rank {c['effective_rank']:.1f})"))
-    fig.update_layout(title=title, xaxis_title="rank by |λ|", yaxis_title="eigenvalue λ")
+    """A heatmap: one row per class, its top eigenvalues by |λ| rank across (red positive, blue negative, on
+    one symmetric scale); classes as in EigenReport.to_dict()['classes']. (Lines of alternating-sign
+    eigenvalues would cross one another in a zigzag.)"""
+    rows = [list(c["top_eigenvalues"]) for c in classes]
+    width = max((len(r) for r in rows), default=0)
+    z = [r + [None] * (width - len(r)) for r in rows]
+    limit = max((abs(v) for r in rows for v in r), default=1.0) or 1.0
+    names = [f"{c['class']}: {c['name']} (eff. rank {c['effective_rank']:.1f})" for c in classes]
+    fig = go.Figure(go.Heatmap(z=z, x=list(range(1, width + 1)), y=names, zmin=-limit, zmax=limit,
+                               colorscale=DIVERGING, reversescale=True, colorbar={"title": "λ"},
+                               hovertemplate="%{y}<br>rank %{x}: λ = %{z:.4g}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="rank by |λ|", yaxis={"autorange": "reversed"},
+                      height=max(320, 28 * len(classes) + 140))
     return fig
 
 
@@ -79,8 +85,10 @@ def truncation_figure(truncation: dict[str, float], full_accuracy: float,
     fig.add_trace(go.Scatter(x=[int(k) for k in ks], y=[truncation[k] for k in ks], mode="lines+markers",
                              name="truncated", hovertemplate="k = %{x}<br>accuracy %{y:.4f}<extra></extra>"))
     fig.add_hline(y=full_accuracy, line_dash="dash", annotation_text=f"full model {full_accuracy:.4f}")
+    # Ticks at the k measured, written out (plotly's log axis labels minor ticks "2, 5" without the decade).
     fig.update_layout(title=title, xaxis_title="k (components per class, by |λ|)", yaxis_title="test accuracy",
-                      xaxis_type="log")
+                      xaxis={"type": "log", "tickmode": "array", "tickvals": [int(k) for k in ks],
+                             "ticktext": [str(int(k)) for k in ks]})
     return fig
 
 

@@ -23,22 +23,36 @@ def _heatmap(image: Sequence[Sequence[float]], colorscale: str, symmetric: bool 
                       hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra></extra>")
 
 
+def _grey(image: Sequence[Sequence[float]]) -> go.Heatmap:
+    """An image in grey from its own minimum to its own maximum, as the secret is drawn: a projection onto a
+    null space has negative pixels and a few large ones, and on a symmetric red-blue scale it reads as noise."""
+    flat = sorted(v for row in image for v in row)
+    lo, hi = flat[int(0.01 * (len(flat) - 1))], flat[int(0.99 * (len(flat) - 1))]  # 1% clipped each side
+    return go.Heatmap(z=[list(r) for r in image], colorscale="Greys", zmin=lo,
+                      zmax=hi if hi > lo else lo + 1.0, showscale=False,
+                      hovertemplate="row %{y}, col %{x}: %{z:.4g}<extra></extra>")
+
+
 def hidden_image_figure(hidden: HiddenImage, title: str | None = None) -> go.Figure:
     """Carrier, secret, the secret projected into the harmless space (the perturbation's direction),
-    the result at each scale, and what projecting the largest result gives back."""
+    the result at each scale, and what projecting the largest result gives back. The perturbation and the
+    recovered image are drawn alike (grey like the secret, each from its minimum to its maximum), so that a recovery with
+    cosine 1 looks the same as the perturbation it recovers."""
     panels = [("carrier", hidden.carrier, "Greys", False), ("secret", hidden.secret, "Greys", False),
-              ("perturbation (projected secret)", hidden.projected_secret, "RdBu", True)]
-    panels += [(f"carrier + {s.scale:g}×‖carrier‖ perturbation", s.result_image, "RdBu", True) for s in hidden.scales]
-    panels.append(("recovered: projection of the result", hidden.recovered, "RdBu", True))
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels], horizontal_spacing=0.02)
+              ("perturbation<br>(projected secret)", hidden.projected_secret, "grey", False)]
+    panels += [(f"carrier + {s.scale:g}×‖carrier‖<br>perturbation", s.result_image, "RdBu", True) for s in hidden.scales]
+    panels.append(("recovered<br>(projection of the result)", hidden.recovered, "grey", False))
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels], horizontal_spacing=0.03)
     for col, (_, image, scale, symmetric) in enumerate(panels, start=1):
-        fig.add_trace(_heatmap(image, scale, symmetric), row=1, col=col)
+        trace = _grey(image) if scale == "grey" else _heatmap(image, scale, symmetric)
+        fig.add_trace(trace, row=1, col=col)
         fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor=f"x{col}", row=1, col=col)
         fig.update_xaxes(showticklabels=False, row=1, col=col)
+    fig.update_annotations(font_size=11)  # the subplot titles, two short lines each
     kind = "exact null space" if hidden.exact else "approximate space (not exactly harmless)"
     changes = ", ".join(f"{s.scale:g}×: max |Δlogit| = {s.max_abs_logit_change:.2g}" for s in hidden.scales)
     fig.update_layout(title=title or f"Hidden image in the {kind} of {hidden.layer} (dim {hidden.dimension}); {changes}",
-                      height=260, margin=dict(t=80, l=10, r=10, b=10))
+                      height=300, margin=dict(t=100, l=10, r=10, b=10))
     return fig
 
 

@@ -31,7 +31,10 @@ def dictionary_layers_figure(evaluation: dict[str, Any], title: str = "Dictionar
     fig.update_layout(barmode="group", title=f"{title} (all spliced: CE recovered "
                                              f"{evaluation['ce_loss_recovered_all']:.3f})",
                       yaxis=dict(title="fraction", range=[0, 1.05]),
-                      yaxis2=dict(title="L0", overlaying="y", side="right", rangemode="tozero"))
+                      yaxis2=dict(title="L0", overlaying="y", side="right", rangemode="tozero"),
+                      # The legend above the plot: at the right it would sit on the L0 axis.
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0.0, xanchor="left"),
+                      margin=dict(t=90))
     return fig
 
 
