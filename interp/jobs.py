@@ -37,7 +37,7 @@ def add_ray_flags(p: argparse.ArgumentParser) -> None:
                    help="run the tasks on Ray actors: without ADDRESS on a Ray started on this machine, with one "
                         "(HOST:PORT, ray://HOST:PORT or auto) on that running cluster")
     p.add_argument("--workers", type=_positive, default=None,
-                   help="Ray actors, each loading the model once (default: the cluster's CPUs, at most 2 on a local Ray)")
+                   help="Ray actors, each loading the model once and using one CPU (default: one per CPU of the cluster)")
 
 
 def _positive(text: str) -> int:
@@ -90,8 +90,7 @@ class WorkerPool:
                                        "configure_logging": True}
             try:
                 if self.address == LOCAL:
-                    ray.init(num_cpus=min(2, os.cpu_count() or 1) if self.n_workers is None else self.n_workers,
-                             **options)
+                    ray.init(num_cpus=self.n_workers or os.cpu_count() or 1, **options)
                 else:
                     ray.init(address=self.address, **options)
             except (ConnectionError, RuntimeError, ValueError) as e:

@@ -282,3 +282,54 @@ def test_truncation_accuracy_at_small_k_equals_a_hand_eigendecomposition(trained
     assert got == pytest.approx(by_hand, abs=1e-12)
     full = float((model(data.test.images.double()).argmax(-1) == data.test.labels).double().mean())
     assert by_hand["1"] < full  # the figures are not all the full accuracy: truncation costs something at k = 1
+
+
+def test_evaluate_recomputes_the_relu_baseline_accuracy_by_hand(trained, run_cli):
+    """README's equal-parameter ReLU accuracy: `interp evaluate` against Linear → ReLU → Linear written out from
+    the safetensors file, argmax against the labels."""
+    from safetensors.torch import load_file
+
+    code, out, err = run_cli("evaluate", trained / "relu", "--json")
+    assert code == 0, err
+    w = {k.split(".", 1)[-1] if k.startswith("model.") else k: v.double()
+         for k, v in load_file(str(trained / "relu" / "model.safetensors")).items()}
+    test = load_digits().test
+    x = test.images.reshape(len(test.images), -1).double()
+    logits = torch.relu(x @ w["fc1.weight"].T + w["fc1.bias"]) @ w["fc2.weight"].T + w["fc2.bias"]
+    by_hand = float((logits.argmax(1) == test.labels).double().mean())
+    assert json.loads(out)["test_accuracy"] == pytest.approx(by_hand, abs=1e-9)
+
+
+def test_eigenvector_mask_accuracies_equal_a_hand_construction(trained):
+    """README's eigenvector-mask figures (accuracy clean / mask / permuted mask): the target's 3 largest positive
+    eigenvectors of Q_t from `eigh` on the weights, the rows of pinv, signed by the target images' mean projection,
+    summed and scaled to norm 3, added to every other test image; accuracies from the model's own forward pass."""
+    from interp.bilinear.analysis import adversarial_mask
+
+    model, _, _ = load_classifier(trained / "bilinear")
+    model = model.double()
+    data = load_digits()
+    images, labels = data.test.images.double(), data.test.labels
+    target = 3
+    W, V, P = model.bilinear.W.detach(), model.bilinear.V.detach(), model.head.weight.detach()
+    assert model.embed is None
+    Q = 0.5 * (torch.einsum("h,hi,hj->ij", P[target], W, V) + torch.einsum("h,hi,hj->ij", P[target], V, W))
+    values, vectors = torch.linalg.eigh(Q)  # ascending: the largest positive values are last
+    top = vectors[:, values.argsort(descending=True)[:3]].T[:, :64]  # pixel part (a bias coordinate dropped)
+    flat = images.reshape(len(images), -1)
+    rows = torch.linalg.pinv(top).T
+    signs = torch.sign((flat[labels == target] @ top.T).mean(0))
+    delta = (signs[:, None] * rows).sum(0)
+    delta = 3.0 * delta / delta.norm()
+    permuted = delta[torch.randperm(64, generator=torch.Generator().manual_seed(0))]
+    x, y = flat[labels != target], labels[labels != target]
+    with torch.no_grad():
+        def accuracy(batch):
+            return float((model(batch.reshape(-1, 8, 8)).argmax(-1) == y).double().mean())
+
+        expected = (accuracy(x), accuracy(x + delta), accuracy(x + permuted))
+    result = adversarial_mask(classifier_weights(model), model, images, labels, target, n_vectors=3, norm=3.0)
+    assert torch.allclose(torch.tensor(result.mask, dtype=torch.float64), delta, rtol=1e-9, atol=1e-12)
+    got = (result.clean_accuracy, result.masked_accuracy, result.permuted_accuracy)
+    assert got == pytest.approx(expected, rel=1e-7)  # the package's means are float32
+    assert expected[1] < expected[0]  # the mask does cost accuracy

@@ -50,11 +50,13 @@ def test_transcoder_step_reduces_loss_against_the_target_not_the_input(variant):
     assert mse_to(y) < mse_to(x)  # it learned the MLP's output, not to copy its input
 
 
-def hand_transcoder_metrics(lm, folder, k, n_sequences=256, splices=True):
-    """FVU, L0, dead fraction and CE loss (clean / one layer spliced / zero-ablated / all) of the TopK transcoders in
-    `folder`, by hand: activations = the k largest of x W_enc + b_enc clipped at 0, reconstruction = a W_dec + b_dec,
-    from `layer_L/sae_weights.safetensors` in float64; splices are TransformerLens hooks replacing hook_mlp_out after
-    BOS. The text is the evaluation text (`corpus_batches` at the evaluation seed)."""
+def hand_dictionary_metrics(lm, folder, n_sequences=256, splices=True):
+    """FVU, L0, dead fraction and CE loss (clean / one layer spliced / zero-ablated / all) of the dictionaries in
+    `folder`, by hand from `layer_L/sae_weights.safetensors` and `cfg.json` in float64: pre-activations
+    (x − b_dec if the config applies b_dec to the input) W_enc + b_enc; activations the k largest of them clipped at
+    0 (TopK) or their ReLU; reconstruction a W_dec + b_dec. Splices are TransformerLens hooks replacing the output
+    hook (hook_mlp_out for transcoders, the input hook itself for attention SAEs) after BOS. The text is the
+    evaluation text (`corpus_batches` at the evaluation seed)."""
     import torch.nn.functional as F
     from safetensors.torch import load_file
 
@@ -64,10 +66,16 @@ def hand_transcoder_metrics(lm, folder, k, n_sequences=256, splices=True):
     model, n_layers = lm.model, lm.model.cfg.n_layers
     raw = [{k_: v.double() for k_, v in load_file(folder / f"layer_{L}" / "sae_weights.safetensors").items()}
            for L in range(n_layers)]
+    cfg = [json.loads((folder / f"layer_{L}" / "cfg.json").read_text()) for L in range(n_layers)]
+    in_hook = [c["metadata"]["hook_name"] for c in cfg]
+    out_hook = [c["metadata"].get("hook_name_out") or c["metadata"]["hook_name"] for c in cfg]
 
     def acts(x, L):
-        pre = x.double() @ raw[L]["W_enc"] + raw[L]["b_enc"]
-        keep = pre >= pre.sort(-1, descending=True).values[..., k - 1:k]
+        x = x.double() - (raw[L]["b_dec"] if cfg[L]["apply_b_dec_to_input"] else 0.0)
+        pre = x @ raw[L]["W_enc"] + raw[L]["b_enc"]
+        if "k" not in cfg[L]:
+            return pre.clamp(min=0)
+        keep = pre >= pre.sort(-1, descending=True).values[..., cfg[L]["k"] - 1:cfg[L]["k"]]
         return torch.where(keep, pre.clamp(min=0), torch.zeros_like(pre))
 
     def recon(x, L):
@@ -79,8 +87,8 @@ def hand_transcoder_metrics(lm, folder, k, n_sequences=256, splices=True):
         for tokens in batches:
             _, cache = model.run_with_cache(tokens)
             for L in range(n_layers):
-                xs[L].append(cache[f"blocks.{L}.ln2.hook_normalized"][:, 1:].flatten(0, 1))
-                ys[L].append(cache[f"blocks.{L}.hook_mlp_out"][:, 1:].flatten(0, 1).double())
+                xs[L].append(cache[in_hook[L]][:, 1:].flatten(0, 1))
+                ys[L].append(cache[out_hook[L]][:, 1:].flatten(0, 1).double())
     out = {"n_tokens": sum(t[:, 1:].numel() for t in batches), "fvu": [], "l0": [], "dead": []}
     for L in range(n_layers):
         x, y = torch.cat(xs[L]), torch.cat(ys[L])
@@ -90,7 +98,7 @@ def hand_transcoder_metrics(lm, folder, k, n_sequences=256, splices=True):
         out["dead"].append(1 - float((a > 0).any(0).sum()) / a.shape[1])
 
     def ce(replace):
-        """Mean next-token CE with hook_mlp_out of each layer in `replace` ({L: "splice" | "zero"}) replaced."""
+        """Mean next-token CE with the output hook of each layer in `replace` ({L: "splice" | "zero"}) replaced."""
         inputs = {}
 
         def read(x, hook):
@@ -101,8 +109,8 @@ def hand_transcoder_metrics(lm, folder, k, n_sequences=256, splices=True):
             new = torch.zeros_like(y) if replace[L] == "zero" else recon(inputs[L], L).to(y.dtype)
             return torch.cat([y[:, :1], new[:, 1:]], 1)
 
-        hooks = [(f"blocks.{L}.ln2.hook_normalized", read) for L in replace]
-        hooks += [(f"blocks.{L}.hook_mlp_out", write) for L in replace]
+        hooks = [(in_hook[L], read) for L in replace]  # on the same hook as `write` for an SAE: runs first
+        hooks += [(out_hook[L], write) for L in replace]
         total, n = 0.0, 0
         with torch.no_grad():
             for tokens in batches:
@@ -142,7 +150,7 @@ def test_train_save_load_roundtrip_and_evaluate(tiny_lm, tmp_path):
     layers = result.eval["layers"]
     assert [row["layer"] for row in layers] == [0, 1]
     # Every reported metric, recomputed by hand from the raw weight files on the same evaluation text.
-    hand = hand_transcoder_metrics(tiny_lm, out, k=4)
+    hand = hand_dictionary_metrics(tiny_lm, out)
     assert result.eval["n_tokens"] == hand["n_tokens"]
     for L, row in enumerate(layers):
         assert row["l0"] == hand["l0"][L]  # counts: exact
@@ -159,10 +167,18 @@ def test_train_save_load_roundtrip_and_evaluate(tiny_lm, tmp_path):
 
 def test_relu_attention_saes_load_as_plain_sae_lens(tiny_lm, tmp_path):
     out = tmp_path / "attn"
-    train_dictionaries(tiny_lm, DictTrainOptions(kind="attn_sae", variant="relu", l1=0.5, **TINY_DICT), out=out,
-                       model_ref=str(tiny_lm.path.resolve()), quiet=True)
+    _, result = train_dictionaries(tiny_lm, DictTrainOptions(kind="attn_sae", variant="relu", l1=0.5, **TINY_DICT),
+                                   out=out, model_ref=str(tiny_lm.path.resolve()), quiet=True)
     sae = SAE.load_from_disk(out / "layer_0")
     assert sae.cfg.architecture() == "standard" and sae.cfg.metadata.hook_name == "blocks.0.hook_attn_out"
+    # README's attention-SAE rows: the reported metrics against the hand computation (see the transcoder test).
+    hand = hand_dictionary_metrics(tiny_lm, out)
+    for L, row in enumerate(result.eval["layers"]):
+        assert row["l0"] == hand["l0"][L] and row["dead_fraction"] == hand["dead"][L]
+        assert row["fvu"] == pytest.approx(hand["fvu"][L], rel=1e-5)
+        assert row["ce_spliced"] == pytest.approx(hand[f"ce_spliced_{L}"], rel=1e-6)
+        assert row["ce_loss_recovered"] == pytest.approx(hand[f"recovered_{L}"], rel=1e-4)
+    assert result.eval["ce_loss_recovered_all"] == pytest.approx(hand["recovered_all"], rel=1e-4)
 
 
 def test_width_and_hook_mismatch_are_interp_errors(tiny_lm, tmp_path):
@@ -190,7 +206,7 @@ def test_cli_transcoders_then_evaluate_json(tiny_lm, tmp_path, run_cli):
     assert code == 0, stderr
     data = json.loads(stdout)
     assert [row["layer"] for row in data["layers"]] == [0, 1]
-    hand = hand_transcoder_metrics(tiny_lm, out, k=4, splices=False)  # the CE splices: see the roundtrip test
+    hand = hand_dictionary_metrics(tiny_lm, out, splices=False)  # the CE splices: see the roundtrip test
     assert data["n_tokens"] == hand["n_tokens"] and data["ce_clean"] == pytest.approx(hand["ce_clean"], rel=1e-6)
     for L, row in enumerate(data["layers"]):
         assert row["l0"] == hand["l0"][L] and row["dead_fraction"] == hand["dead"][L]

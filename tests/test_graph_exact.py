@@ -242,6 +242,8 @@ def test_cli_refuses_bad_exact_input(run_cli, lm, tmp_path):
     out = tmp_path / "g.json"
     code, _, err = run_cli("extract", lm, "--basis", "eigen", "--prompt", PROMPT, "--out", out)
     _one_error_line(code, err, "--basis applies to --graph-mode bilinear-exact only")
+    code, _, err = run_cli("extract", "--recipe", tmp_path / "r.toml", "--out-dir", tmp_path / "o", "--basis", "eigen")
+    _one_error_line(code, err, "a recipe's graphs follow its graph_mode")
     other = save_tiny_lm(tmp_path / "narrow", d_model=8, d_sae=12)
     code, _, err = run_cli("extract", lm, "--graph-mode", "bilinear-exact", "--basis", "dictionary", "--transcoders",
                            other / "transcoders", "--allow-mismatch", "--prompt", PROMPT, "--out", out)

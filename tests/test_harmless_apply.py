@@ -68,6 +68,40 @@ def test_hide_image_keeps_logits_and_recovers_secret(models, digits):
         assert fig.to_dict()["data"]
 
 
+def test_hidden_image_figures_equal_a_hand_null_space_construction(models, digits):
+    """README's hiding figures (relative Δlogit at 100×, prediction unchanged, recovered cosine): the null space of
+    the stacked bilinear weights [W; V] from an SVD, the result image, its logits by the model's forward pass and
+    the cosine of its projection with the projected secret, all by hand in float64."""
+    model = models["a"]
+    hidden = hide_image(model, harmless_space(model, image_shape=(8, 8)), digits.test.images[0], digits.test.images[1])
+    carrier, secret = digits.test.images[0].double().flatten(), digits.test.images[1].double().flatten()
+    M = torch.cat([model.bilinear.W.detach(), model.bilinear.V.detach()]).double()[:, :64]  # pixel columns
+    _, S, Vh = torch.linalg.svd(M)
+    rank = int((S > 1e-10 * S[0]).sum())
+    assert rank == 32
+    N = Vh[rank:]  # rows: an orthonormal basis of the null space
+
+    def project(v):
+        return N.T @ (N @ v)
+
+    unit = project(secret) / project(secret).norm()
+    run = model.double()
+    with torch.no_grad():
+        before = run(carrier.reshape(1, 8, 8))[0]
+        for row in hidden.scales:
+            result = carrier + row.scale * carrier.norm() * unit
+            reported = torch.tensor(row.result_image, dtype=torch.float64).flatten()
+            assert torch.allclose(reported, result, rtol=0, atol=1e-12 * float(result.norm()))
+            after = run(result.reshape(1, 8, 8))[0]
+            relative = float((after - before).abs().max() / before.abs().max())
+            assert relative <= 1e-12 and row.relative_logit_change <= 1e-12
+            assert int(after.argmax()) == int(before.argmax()) and row.prediction_unchanged
+            cosine = float(project(result) @ unit / project(result).norm())
+            assert row.recovered_cosine == pytest.approx(cosine, rel=1e-12)
+            assert cosine < 1.0 - 1e-9  # the carrier's own component is not zero: a real, not a trivial, cosine
+    model.float()
+
+
 def test_model_identification_between_seeds(models, digits):
     images = digits.test.images[:50]
     space_a = harmless_space(models["a"], image_shape=(8, 8))
@@ -79,6 +113,35 @@ def test_model_identification_between_seeds(models, digits):
     space_b = harmless_space(models["b"], image_shape=(8, 8))
     back = identify_model(models["b"], models["a"], space_b, images, magnitude=10.0)
     assert back.identifies
+
+
+def test_model_identification_figures_equal_a_hand_computation(models, digits):
+    """README's identification figures (predictions changed on A / on B): δ = the seeded normal vector projected onto
+    A's null space (from an SVD of [W; V]), scaled to 10·‖x‖; both models' logits by their own forward passes."""
+    images = digits.test.images[:50]
+    result = identify_model(models["a"], models["b"], harmless_space(models["a"], image_shape=(8, 8)), images,
+                            magnitude=10.0)
+    a, b = models["a"], models["b"]
+    M = torch.cat([a.bilinear.W.detach(), a.bilinear.V.detach()]).double()[:, :64]
+    _, S, Vh = torch.linalg.svd(M)
+    N = Vh[int((S > 1e-10 * S[0]).sum()):]
+    r = torch.randn(64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    d = N.T @ (N @ r)
+    d = d / d.norm()
+    x = images.double().reshape(50, 64)
+    perturbed = x + 10.0 * x.norm(dim=1, keepdim=True) * d
+    changed, relative = [], []
+    with torch.no_grad():
+        for model in (a, b):
+            run = model.double()
+            before, after = run(x.reshape(50, 8, 8)), run(perturbed.reshape(50, 8, 8))
+            changed.append(int((before.argmax(1) != after.argmax(1)).sum()))
+            relative.append((after - before).abs().amax(1) / before.abs().amax(1))
+            model.float()
+    assert (result.predictions_changed_a, result.predictions_changed_b) == tuple(changed)
+    assert changed[0] == 0 and changed[1] > 0
+    assert float(relative[0].max()) <= 1e-12 and result.max_relative_change_a <= 1e-12
+    assert result.mean_relative_change_b == pytest.approx(float(relative[1].mean()), rel=1e-9)
 
 
 def test_cli_exact_space_json(run_cli, folders, models):

@@ -13,20 +13,19 @@ import time
 from pathlib import Path
 
 import pytest
-
 from graph_helpers import save_tiny_lm
-from interp.data.corpus import task_examples
 
-ray = pytest.importorskip("ray")
+from interp.data.corpus import task_examples
 
 
 @pytest.fixture(scope="module")
 def lm(tmp_path_factory):
-    return save_tiny_lm(tmp_path_factory.mktemp("ray-jobs") / "lm")
+    return save_tiny_lm(tmp_path_factory.mktemp("ray-jobs") / "lm", n_layers=1, d_sae=16)   # 2 × 16 features
 
 
 @pytest.fixture(scope="module")
 def ray_session():
+    ray = pytest.importorskip("ray")     # the `ray` extra; `make test` installs it
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
@@ -61,6 +60,7 @@ def _recipe(lm: Path, folder: Path) -> Path:
 
 
 def test_unreachable_ray_address_is_one_line_and_writes_nothing(run_cli, lm, tmp_path):
+    pytest.importorskip("ray")
     # Before the module's session starts: a command given an address must not fall back to a local Ray.
     out = tmp_path / "cards"
     _one_error_line(*run_cli("features", lm, "--tokens", "64", "--out-dir", out, "--ray", "127.0.0.1:9", "--quiet"),
@@ -88,11 +88,12 @@ def test_recipe_on_ray_is_byte_identical_and_resumes(run_cli, lm, tmp_path, ray_
         else:   # byte-equal, but for each graph's creation time
             assert _timeless(one[name]) == _timeless(on_ray[name]), name
 
-    # Resume: a rerun skips the prompts whose graph validates and recomputes a corrupt one.
+    # Resume (the same code with or without Ray): a rerun skips the prompts whose graph validates and
+    # recomputes a corrupt one.
     graphs = tmp_path / "ray"
     kept = (graphs / "tiny-00.json").stat().st_mtime_ns
     (graphs / "tiny-01.json").write_text('{"nodes": [')
-    code, stdout, err = run_cli("extract", "--recipe", recipe, "--out-dir", graphs, "--json", "--ray", "--quiet")
+    code, stdout, err = run_cli("extract", "--recipe", recipe, "--out-dir", graphs, "--json", "--quiet")
     assert code == 0, err
     assert (graphs / "tiny-00.json").stat().st_mtime_ns == kept
     again = _files(graphs)
@@ -121,17 +122,21 @@ def test_features_on_ray_equal_one_process_and_survive_a_killed_worker(run_cli, 
     code, stdout, err = run_cli("features", lm, *flags, "--out-dir", tmp_path / "one", "--json", "--quiet")
     assert code == 0, err
     summary = json.loads(stdout)
-    assert summary["n_features"] == 2 * 2 * 24 and summary["n_tokens"] == 768 and summary["n_shards"] == 24
+    assert summary["n_features"] == 2 * 16 and summary["n_tokens"] == 768 and summary["n_shards"] == 24
 
     killed: list[int] = []
 
     def kill_one_worker() -> None:
-        deadline = time.monotonic() + 120
+        # Once the map has begun (the manifest is written just before it), kill a worker: one mapping a shard
+        # if one is seen, else one with shards queued on it.
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not (tmp_path / "ray" / ".interp-job" / "manifest.json").exists():
+            time.sleep(0.005)
         while time.monotonic() < deadline and not killed:
-            busy = _worker_pids("ray::FeatureWorker.shard_stats")
-            if busy:
-                os.kill(busy[0], signal.SIGKILL)
-                killed.append(busy[0])
+            pids = _worker_pids("ray::FeatureWorker.shard_stats") or _worker_pids("ray::FeatureWorker")
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
             time.sleep(0.005)
 
     killer = threading.Thread(target=kill_one_worker)
@@ -140,7 +145,7 @@ def test_features_on_ray_equal_one_process_and_survive_a_killed_worker(run_cli, 
                                 "--workers", "2", "--quiet")
     killer.join()
     assert code == 0, err
-    assert killed, "no worker was seen mapping a shard"
+    assert killed, "no worker was seen"
     one, on_ray = _files(tmp_path / "one"), _files(tmp_path / "ray")
     assert set(one) == set(on_ray)
     assert not [name for name in on_ray if name.endswith(".tmp")]
@@ -154,7 +159,11 @@ def test_feature_cards_count_what_one_pass_over_the_corpus_sees(lm, tmp_path):
     """The merged statistics against activations computed directly: density, max, histogram total, top window."""
     import torch
 
-    from interp.graph.feature_job import FeatureWorker, Shard, generated_shards, merge_stats
+    from interp.graph.feature_job import (
+        FeatureWorker,
+        generated_shards,
+        merge_stats,
+    )
 
     worker = FeatureWorker(lm, None, None, "full", "cpu", None, 7)
     shards = list(generated_shards(6, 2))
@@ -170,7 +179,7 @@ def test_feature_cards_count_what_one_pass_over_the_corpus_sees(lm, tmp_path):
     rep = worker.setup.replacement
     tokens = torch.cat([torch.tensor(training_tokens(worker.setup.tokenizer, s.n, 32, 7 * 1_000_003 + s.index))
                         for s in shards])
-    acts = feature_activations(rep, tokens, {0: list(range(24))})[0].double()     # [6, 32, 24]
+    acts = feature_activations(rep, tokens, {0: list(range(16))})[0].double()     # [6, 32, 16]
     site = left.sites[0]
     assert torch.equal(site.count, (acts > 0).sum(dim=(0, 1)))
     assert torch.allclose(site.act_max, acts.amax(dim=(0, 1)))
@@ -218,7 +227,7 @@ def test_without_ray_flag_nothing_imports_ray(lm, tmp_path):
     status, modules = line.removeprefix("MODULES ").split(" ", 1)
     assert status == "0", run.stderr
     assert "ray" not in json.loads(modules)
-    assert len(list((tmp_path / "cards").glob("*.json"))) == 2 * 2 * 24
+    assert len(list((tmp_path / "cards").glob("*.json"))) == 2 * 16
 
 
 def test_a_text_corpus_is_cut_into_windows_of_the_model_context(run_cli, lm, tmp_path):

@@ -141,13 +141,30 @@ def test_relevance_with_named_target_and_other_rule_maps_match_the_hand_formulas
         assert result["relevance_sum"] == pytest.approx(float(logits[7]), rel=1e-9)
 
 
-def test_bilinear_pairs_sum_to_logit(run_cli, digit_checkpoints):
-    code, stdout, stderr = run_cli("relevance", digit_checkpoints / "bilinear", "--index", "7", "--pairs", "--json")
+def test_bilinear_pairs_equal_the_hand_quadratic_form(run_cli, digit_checkpoints):
+    from interp.models.checkpoints import load_classifier
+
+    code, stdout, stderr = run_cli("relevance", digit_checkpoints / "bilinear", "--index", "7", "--pairs",
+                                   "--dtype", "float64", "--json")
     assert code == 0, stderr
     result = json.loads(stdout)
-    assert result["pair_sum"] == pytest.approx(result["output"], rel=1e-4)
-    assert result["relevance_sum"] == pytest.approx(result["output"], rel=1e-4)
+    # By hand: logit_t = Σ_h P_th (w_h·x)(v_h·x) = xᵀ Q x, Q = ½ Σ_h P_th (w_h v_hᵀ + v_h w_hᵀ); R_ij = x_i Q_ij x_j.
+    model, _, _ = load_classifier(digit_checkpoints / "bilinear")
+    x = load_digits().test.images[7].double().flatten()
+    W, V, P = (t.detach().double() for t in (model.bilinear.W, model.bilinear.V, model.head.weight))
+    logits = P @ ((W @ x) * (V @ x))
+    t = int(logits.argmax())
+    Q = 0.5 * (torch.einsum("h,hi,hj->ij", P[t], W, V) + torch.einsum("h,hi,hj->ij", P[t], V, W))
+    R = x[:, None] * Q * x[None, :]
+    assert result["target"] == t and result["output"] == pytest.approx(float(logits[t]), rel=1e-12)
+    assert result["pair_sum"] == pytest.approx(float(logits[t]), rel=1e-10)
+    assert result["relevance_sum"] == pytest.approx(float(logits[t]), rel=1e-10)  # no constant input: conserved
+    both = (R + R.T).triu(diagonal=1)
+    strongest = both.abs().flatten().topk(10).values
     assert len(result["top_pairs"]) == 10 and all(p["i"] < p["j"] for p in result["top_pairs"])
+    for pair, size in zip(result["top_pairs"], strongest):
+        assert pair["relevance"] == pytest.approx(float(both[pair["i"], pair["j"]]), rel=1e-10, abs=1e-14)
+        assert abs(pair["relevance"]) == pytest.approx(float(size), rel=1e-10, abs=1e-14)
 
 
 def test_relu_with_biases_absorbs_exactly_the_head_bias(run_cli, digit_checkpoints):

@@ -259,8 +259,9 @@ selected = st.session_state.get("node")
 fig = viz.graph_figure(data, title=f"“{prompt}”", labels=labels, pinned=subgraph.pinned, selected=selected,
                        k_links=k_links)
 fig.update_layout(clickmode="event+select", dragmode="pan")
-# At its own width (the layout keeps markers apart at that size); a narrower window scrolls it sideways.
-st.plotly_chart(fig, key="graph_chart", on_select="rerun", selection_mode="points", width=int(fig.layout.width))
+# The layout keeps markers apart at the figure's own width (900 px, the main column of a 1400 px window);
+# stretched wider they only move further apart.
+st.plotly_chart(fig, key="graph_chart", on_select="rerun", selection_mode="points", width="stretch")
 st.caption("Size: influence. Colour: type (errors and tokens faint). Links: blue positive, red negative, width "
            "|weight|. Hover for a label; click a node to select it; “+n more” markers fold a cell's least "
            "influential nodes. " + " · ".join(f"{k.replace('_', ' ')} {scores[k]:.3f}"
@@ -385,7 +386,7 @@ if subgraph.pinned:
     sub_labels = {**labels, **{n["node_id"]: n["clerp"] for n in sub["nodes"] if n["node_id"].startswith("supernode:")}}
     st.plotly_chart(viz.graph_figure(sub, title="Pinned subgraph (supernodes merged; links summed)", labels=sub_labels,
                                      pinned=[n["node_id"] for n in sub["nodes"]], k_links=None, height_px=480),
-                    key="subgraph_chart", width="content")
+                    key="subgraph_chart", width="stretch")
 else:
     st.caption("Pin nodes (the Pin button above, or this list) to see them alone, group them into supernodes "
                "and save them into the graph file.")

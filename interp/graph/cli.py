@@ -45,6 +45,8 @@ def extract_command(args: argparse.Namespace) -> dict[str, Any]:
             raise InterpError("give either --recipe FILE (it names its model) or MODEL with --prompt, not both")
         if args.out_dir is None:
             raise InterpError("--recipe needs --out-dir DIR")
+        if args.basis is not None or args.attention is not None:
+            raise InterpError("--basis and --attention go with MODEL --prompt; a recipe's graphs follow its graph_mode")
         summary = run_recipe(args.recipe, args.out_dir, progress=not args.quiet, device=str(device), dtype=dtype,
                              ray=args.ray, workers=args.workers, force=args.force)
         out = summary.to_dict()
@@ -174,7 +176,14 @@ def _model_flags(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--graph-mode", choices=_GraphModes(), metavar="GRAPH_MODE", default="full",
                    help="how the replacement model is built, one of %(choices)s (default %(default)s): full = "
                         "attention-SAE and transcoder features; transcoder-only = attention passed through, "
-                        "as circuit-tracer")
+                        "as circuit-tracer; bilinear-exact = a bilinear LM read exactly, no dictionary needed "
+                        "(see --basis, --attention)")
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="use dictionaries that record another model (widths and hooks must still fit)")
+
+
+def _exact_flags(p: argparse.ArgumentParser) -> None:
+    """--basis and --attention: how graph mode bilinear-exact reads the MLPs and attention (`_exact_options`)."""
     p.add_argument("--basis", choices=EXACT_BASES, default=None,
                    help="with --graph-mode bilinear-exact (no transcoder, no error node): the MLP nodes, hidden "
                         "(default; the hidden units), eigen (eigenvectors of Q_u, u the target logit's direction "
@@ -183,14 +192,13 @@ def _model_flags(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--attention", choices=EXACT_ATTENTION, default=None,
                    help="with --graph-mode bilinear-exact: attention nodes, heads (default; exact) or saes (the "
                         "--attn-saes, with their error nodes)")
-    p.add_argument("--allow-mismatch", action="store_true",
-                   help="use dictionaries that record another model (widths and hooks must still fit)")
 
 
 def register(cli) -> None:
     p = cli.add_command("extract", extract_command,
                         help="extract an attribution graph for one prompt (--prompt) or a recipe (--recipe)")
     _model_flags(p, required=False)
+    _exact_flags(p)
     p.add_argument("--prompt", default=None, help="the prompt (words of the model's vocabulary)")
     p.add_argument("--target", default=None, help="attribute from this token's logit")
     p.add_argument("--contrast", type=contrast_pair, default=None, metavar="A,B",
@@ -224,6 +232,7 @@ def register(cli) -> None:
     p = cli.add_command("intervene", intervene_command,
                         help="ablate or set features and report the new next-token distribution")
     _model_flags(p, required=True)
+    _exact_flags(p)
     p.add_argument("--prompt", required=True)
     p.add_argument("--set", type=_intervention, action="append", required=True,
                    help="KIND:LAYER:POS:FEATURE[=VALUE] (value 0 = ablate); repeatable")

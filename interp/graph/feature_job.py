@@ -27,8 +27,8 @@ from typing import Any, Iterator
 import torch
 
 from interp.errors import InterpError
-from interp.graph.features import N_BINS, N_EXAMPLES, example_entry, logit_lists
 from interp.graph.export import global_feature_index
+from interp.graph.features import N_BINS, N_EXAMPLES, example_entry, logit_lists
 from interp.results import Result
 
 N_FINE_BINS = 256

@@ -51,7 +51,10 @@ def logit_lists(replacement: ReplacementModel, site_index: int, feature: int,
     """The tokens a feature's decoder promotes and suppresses most through the unembedding (`W_dec[f] @ W_U`)."""
     with torch.no_grad():
         # What the feature writes, summed over every output it writes (one for a per-layer dictionary).
-        written = sum(w[feature] for j, writers in enumerate(replacement.writers) for i, w in writers if i == site_index)
+        # An exact site (graph mode bilinear-exact) has no fixed decoder in `writers`: its prompt-free one.
+        site = replacement.sites[site_index]
+        written = sum((site.W_dec if w is None else w)[feature]
+                      for j, writers in enumerate(replacement.writers) for i, w in writers if i == site_index)
         logit_effect = written @ replacement.model.W_U
     top = logit_effect.topk(min(N_LOGITS, len(vocab))).indices.tolist()
     bottom = (-logit_effect).topk(min(N_LOGITS, len(vocab))).indices.tolist()

@@ -158,7 +158,7 @@ class GraphLayout:
 
 
 def layout_graph(data: Mapping[str, Any], labels: Mapping[str, str] | None = None, pinned: Sequence[str] = (),
-                 k_links: int | None = 3, max_nodes: int = 400, max_per_cell: int = 16, width_px: int = 1300,
+                 k_links: int | None = 3, max_nodes: int = 400, max_per_cell: int = 16, width_px: int = 900,
                  height_px: int = 640, min_size: float = 6.0, max_size: float = 20.0, fill: float = 0.8,
                  min_slot_px: float = 9.0) -> GraphLayout:
     """The drawing of a graph JSON: tokens across (the prompt's tokens as labels), layers up; markers sized

@@ -22,7 +22,7 @@ N_WIDTH_BINS = 4
 
 def graph_figure(data: dict[str, Any], title: str | None = None, labels: dict[str, str] | None = None,
                  pinned: Sequence[str] = (), selected: str | None = None, k_links: int | None = 3,
-                 max_nodes: int = 400, width_px: int = 1300, height_px: int = 640) -> go.Figure:
+                 max_nodes: int = 400, width_px: int = 900, height_px: int = 640) -> go.Figure:
     """The figure of a graph JSON (see `interp.graph.view.layout_graph`): tokens across, layers up; markers
     sized by influence and coloured by type (errors and tokens fainter); links of the `k_links` strongest per
     node (None: all), width by |weight|, blue positive, red negative. Hovering shows a node's label; pinned
