@@ -333,3 +333,28 @@ def test_eigenvector_mask_accuracies_equal_a_hand_construction(trained):
     got = (result.clean_accuracy, result.masked_accuracy, result.permuted_accuracy)
     assert got == pytest.approx(expected, rel=1e-7)  # the package's means are float32
     assert expected[1] < expected[0]  # the mask does cost accuracy
+
+
+def test_shipped_cnn_accuracy_equals_a_hand_convolution_forward():
+    """README's CNN accuracy is `interp evaluate`'s `accuracy`; here on the first 2,000 Fashion-MNIST test images
+    against conv → ReLU → 2×2 mean → conv → ReLU → 2×2 mean → linear written out from `model.safetensors`."""
+    import torch.nn.functional as F
+    from safetensors.torch import load_file
+
+    from interp.data.images import ImageSplit, load_image_dataset
+    from interp.train.classifier import accuracy
+    from tests.conftest import CHECKPOINTS
+
+    folder = CHECKPOINTS / "fmnist-cnn"
+    test = load_image_dataset("fashion-mnist").test
+    split = ImageSplit(test.images[:2000], test.labels[:2000])
+    w = {k: v.double() for k, v in load_file(str(folder / "model.safetensors")).items()}
+    x = split.images.double()[:, None]
+    h = F.avg_pool2d(F.conv2d(x, w["layers.1.weight"], padding=2).clamp(min=0), 2)
+    h = F.avg_pool2d(F.conv2d(h, w["layers.4.weight"], padding=2).clamp(min=0), 2)
+    logits = h.flatten(1) @ w["layers.8.weight"].T
+    by_hand = float((logits.argmax(1) == split.labels).double().mean())
+    model, _, _ = load_classifier(folder)
+    with torch.no_grad():
+        assert accuracy(model, split) == pytest.approx(by_hand, abs=1e-12)
+    assert by_hand > 0.8

@@ -207,7 +207,8 @@ def test_feature_job_refuses_bad_input_with_one_line(run_cli, lm, tmp_path):
     assert _files(tmp_path / "b") == before
     # The same job again may run (it writes the same files).
     code, _, err = run_cli("features", lm, "--tokens", "64", "--out-dir", tmp_path / "b", "--quiet")
-    assert code == 0, err and _files(tmp_path / "b") == before
+    assert code == 0, err
+    assert _files(tmp_path / "b") == before
     # A folder of unrelated files (no manifest) is refused too.
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "notes.txt").write_text("mine")
