@@ -362,7 +362,8 @@ def evaluate_dictionaries(lm: LoadedLM, dicts: dict[int, SAE], n_sequences: int 
     batches = list(corpus_batches(lm, n_sequences, seed))
     names = {h for sae in dicts.values() for h in (input_hook(sae), output_hook(sae))}
     err = {L: 0.0 for L in layers}
-    var_sum = {L: torch.zeros(model.cfg.d_model) for L in layers}
+    # Sums in float64: the variance is a difference of two large sums, and float32 loses digits there.
+    var_sum = {L: torch.zeros(model.cfg.d_model, dtype=torch.float64) for L in layers}
     sq_sum = {L: 0.0 for L in layers}
     count = 0
     l0 = {L: 0.0 for L in layers}
@@ -380,7 +381,7 @@ def evaluate_dictionaries(lm: LoadedLM, dicts: dict[int, SAE], n_sequences: int 
             acts = sae.encode(x)
             recon = sae.decode(acts)
             err[L] += (recon - y).pow(2).sum().item()
-            var_sum[L] += y.sum(0).cpu()
+            var_sum[L] += y.sum(0).double().cpu()
             sq_sum[L] += y.pow(2).sum().item()
             l0[L] += (acts > 0).sum().item()
             fired[L] |= (acts > 0).any(0).cpu()
