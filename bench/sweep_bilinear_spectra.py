@@ -51,7 +51,7 @@ GRID: dict[str, dict] = {
     "wd0.5-batch256-rank": {"batch_size": 256, "lr": 0.002, "rank_penalty": 0.002},
     "wd0.5-noise0": {"noise": 0.0},
     "wd0.2-batch256-rank": {"wd": 0.2, "batch_size": 256, "lr": 0.002, "rank_penalty": 0.002},
-    "wd0.2-noise0.2-batch256-rank": {"wd": 0.2, "noise": 0.2, "batch_size": 256, "lr": 0.002, "rank_penalty": 0.002},
+    "wd0.2-batch256-rank0.005": {"wd": 0.2, "batch_size": 256, "lr": 0.002, "rank_penalty": 0.005},
     "relu-e40": {"arch": "relu", "wd": 0.1, "noise": 0.1},
     "wd2": {"wd": 2.0},
     "wd0.5-noise0.6": {"noise": 0.6},

@@ -81,7 +81,6 @@ def hand_task_metrics(lm, n, seed=corpus.EVAL_SEED):
     forward pass), the prediction the argmax of the model's logits, the names' kinds from `corpus.NAMES`."""
     import random
 
-    import torch.nn.functional as F
 
     tok, model = lm.tokenizer, lm.model
 
