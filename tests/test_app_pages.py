@@ -646,3 +646,42 @@ def test_recipes_page_without_summaries_says_so(monkeypatch, tmp_path):
     monkeypatch.setenv(catalog.ENV_CIRCUITS, str(tmp_path))
     at = run_page("6_Recipes.py")
     assert any("No recipe summary" in i.value for i in at.info)
+
+
+def test_circuits_compares_an_mlp_feature_with_its_weights(circuits_roots):
+    """The toggle under an MLP feature shows the library's weights-vs-edges comparison of that node."""
+    from interp.graph.agreement import node_index, weights_vs_edges
+    from interp.graph.pipeline import extract
+    from interp.graph.setup import load_setup
+
+    root, graph = circuits_roots
+    at = run_page("2_Circuits.py")
+    mlp = next(n["node_id"] for n in graph["nodes"] if n["feature_type"] == "cross layer transcoder")
+    at.selectbox(key="node").select(mlp).run()
+    at.toggle(key="weights_vs_edges").set_value(True).run()
+    assert not at.exception, [e.message for e in at.exception]
+    caption = next(c.value for c in at.caption if c.value.startswith("Top-10 overlap"))
+    setup = load_setup(root / "checkpoints" / "tiny-lm")
+    ex = extract(setup, graph["metadata"]["prompt"], node_threshold=1.0, edge_threshold=1.0, slug="check")
+    expected = weights_vs_edges(setup.replacement, ex.graph, node_index(ex.graph, mlp))
+    assert caption.startswith(f"Top-10 overlap {expected.top_overlap:.2f}, Spearman {expected.spearman:.2f} over "
+                              f"{len(expected.inputs)} inputs")
+
+
+def test_circuits_live_exact_graph_offers_each_basis(circuits_roots):
+    from interp.graph import EXACT_BASES
+
+    at = run_page("2_Circuits.py")
+    at.radio(key="source").set_value("extract live").run()
+    at.selectbox(key="mode").select("bilinear-exact").run()
+    assert at.selectbox(key="basis").options == list(EXACT_BASES)
+    at.text_input(key="prompt").input("the dog sees a ball and the dog sees a").run()
+    for basis in EXACT_BASES:
+        at.selectbox(key="basis").select(basis).run()
+        at.button[0].click().run()
+        assert not at.exception, [e.message for e in at.exception]
+        assert not at.error, [e.value for e in at.error]
+        # An exact graph has no error nodes: replacement and completeness are 1 (the caption shows 3 decimals).
+        assert int({m.label: m.value for m in at.metric}["Nodes shown"]) > 0
+        scores = next(c.value for c in at.caption if "replacement score" in c.value)
+        assert "replacement score 1.000" in scores and "completeness score 1.000" in scores, scores

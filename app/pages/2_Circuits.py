@@ -39,9 +39,31 @@ LIVE_THRESHOLDS, SAVED_THRESHOLDS = (0.8, 0.98), (1.0, 1.0)
 
 # ---- cached heavy work ------------------------------------------------------------------------------
 
-@st.cache_resource(show_spinner="Loading the model and its dictionaries…")
+def setup_key(mode: str, basis: str | None = None, prompt: str = "", target: str = "", contrast=None) -> str:
+    """The cache key of a replacement model: its graph mode, and for bilinear-exact its basis. The eigen basis
+    is set from each prompt's target direction, so an eigen setup belongs to one prompt, target and contrast."""
+    if mode != "bilinear-exact":
+        return mode
+    basis = basis or "hidden"
+    return f"{mode}|{basis}" + (f"|{prompt}|{target}|{contrast}" if basis == "eigen" else "")
+
+
+@st.cache_resource(show_spinner="Loading the model and its dictionaries…", max_entries=4)
 def setup_for(model_dir: str, mode: str):
-    return model_side()[0].load_setup(model_dir, mode=mode)
+    graph_mode, _, rest = mode.partition("|")
+    basis = rest.split("|")[0] if rest else "hidden"
+    return model_side()[0].load_setup(model_dir, mode=graph_mode, basis=basis)
+
+
+@st.cache_data(show_spinner="Reading the feature's bilinear MLP from its weights…", max_entries=32)
+def weights_vs_edges(model_dir: str, mode: str, prompt: str, target: str, contrast, nid: str) -> dict:
+    """The selected MLP feature's input pairs from the weights against its incoming edges on the prompt
+    (`interp.graph.agreement`), on the unpruned graph of the prompt (incoming edges do not depend on the target)."""
+    from interp.graph.agreement import node_index, weights_vs_edges as compare
+
+    ex = extraction(model_dir, mode, prompt, target, contrast)
+    setup = setup_for(model_dir, mode)
+    return compare(setup.replacement, ex.graph, node_index(ex.graph, nid)).to_dict()
 
 
 @st.cache_resource(show_spinner="Extracting the attribution graph…", max_entries=8)
@@ -173,7 +195,9 @@ if source == "saved graph":
         ui.fail(InterpError(f"cannot read the graph file {graph_path.name}: {e.strerror or e}"))
     prompt = full["metadata"].get("prompt", "")
     model = lm_by_name.get(str(full["metadata"].get("scan", "")))
-    mode = (full["metadata"].get("interp") or {}).get("mode", "full")
+    saved_meta = full["metadata"].get("interp") or {}
+    target, contrast = "", None
+    mode = setup_key(saved_meta.get("mode", "full"), saved_meta.get("basis"), prompt)
     graph_id = f"saved:{graph_path}"
 else:
     if not lms:
@@ -184,9 +208,17 @@ else:
         with top[0]:
             model = ui.pick_checkpoint("Model", lms, key="lm", prefer=("lm-bilinear",))
         with top[1]:
-            mode = st.selectbox("Replacement model", list(model_side()[2].MODES), key="mode",
-                                help="full: transcoders and attention SAEs; transcoder-only: attention passed "
-                                     "through linearly (as circuit-tracer builds it)")
+            graph_mode = st.selectbox("Replacement model", list(model_side()[2].MODES), key="mode",
+                                      help="full: transcoders and attention SAEs; transcoder-only: attention passed "
+                                           "through linearly (as circuit-tracer builds it); bilinear-exact: a "
+                                           "bilinear LM read exactly, no dictionary and no error nodes")
+            basis = None
+            if graph_mode == "bilinear-exact":
+                from interp.graph import EXACT_BASES
+                basis = st.selectbox("MLP basis", list(EXACT_BASES), key="basis",
+                                     help="hidden: the hidden units; eigen: eigenvectors of the MLP's form for the "
+                                          "target's direction; dictionary: the transcoders' decoder rows, as a "
+                                          "read-out basis")
         with st.form("extract"):
             prompt = st.text_input("Prompt", value=ui.example_prompt("ioi"), key="prompt")
             c1, c2 = st.columns(2)
@@ -196,6 +228,7 @@ else:
     contrast = tuple(w.strip() for w in contrast_text.split(",")) if contrast_text.strip() else None
     if contrast is not None and len(contrast) != 2:
         ui.fail(InterpError("a contrast is two words separated by a comma, e.g. Mary,John"))
+    mode = setup_key(graph_mode, basis, prompt, target.strip(), contrast)
     row = st.columns(5)
     # Their own keys: a saved graph's 1.0 / 1.0 must not carry over to a live extraction.
     node_threshold = row[0].slider("Node threshold (cumulative influence)", 0.05, 1.0, LIVE_THRESHOLDS[0], 0.05,
@@ -315,14 +348,21 @@ if where is not None:
         feature_card(card)
     else:
         st.info("No feature JSON beside this graph and no model to compute one from.")
-    # The spot for the bilinear-exact comparison (the feature's weight-based input pairs against its inputs in
-    # the graph): drawn when `interp.viz.graph` offers `feature_pairs_figure(graph_json, node_id, model_dir)`.
-    pairs_figure = getattr(viz, "feature_pairs_figure", None)
-    if pairs_figure is not None and model is not None:
-        try:
-            st.plotly_chart(pairs_figure(full, node_id, str(model.path)), key="pairs_chart")
-        except InterpError as e:
-            st.caption(str(e))
+    # Weights beside activations: for an MLP feature of a bilinear LM, the input pairs its weights say drive it,
+    # against its incoming edges on this prompt. On demand: it needs the model and the unpruned graph.
+    if where.kind == "mlp" and model is not None and model.arch == "bilinear" and not mode.startswith("transcoder"):
+        if st.toggle("Compare with the weights", key="weights_vs_edges",
+                     help="the input pairs that drive this feature according to the bilinear MLP's weights, next "
+                          "to its strongest incoming edges in the graph, and how far they agree"):
+            try:
+                result = weights_vs_edges(str(model.path), mode, prompt, target.strip(), contrast, node_id)
+            except InterpError as e:
+                st.caption(str(e))
+            else:
+                from interp.viz.agreement import weights_vs_edges_figure
+                st.plotly_chart(weights_vs_edges_figure(result), key="pairs_chart")
+                st.caption(f"Top-10 overlap {result['top_overlap']:.2f}, Spearman {result['spearman']:.2f} over "
+                           f"{len(result['inputs'])} inputs at position {result['pos']}.")
 
 incoming, outgoing = catalog.node_links(data, node_id)
 labelled = {i: {**n, "clerp": labels.get(i, n.get("clerp", ""))} for i, n in by_id.items()}

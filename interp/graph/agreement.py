@@ -82,6 +82,14 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((ra @ rb) / denom) if denom > 0 else float("nan")
 
 
+def node_index(graph: AttributionGraph, nid: str) -> int:
+    """The index in `graph.nodes` of the node the exported JSON calls `nid` (the viewer selects nodes by id)."""
+    for j, n in enumerate(graph.nodes):
+        if node_id(n, graph.n_layers) == nid:
+            return j
+    raise InterpError(f"node {nid} is not in this graph")
+
+
 def weights_vs_edges(replacement: ReplacementModel, graph: AttributionGraph, node: int, snap: Snapshot | None = None,
                      k: int = 10) -> WeightsVsEdges:
     """Compare, for feature node `node` of `graph` (an MLP node of a bilinear LM), the inputs its bilinear MLP's
