@@ -42,7 +42,9 @@ SHIPPED = ("fmnist-bilinear", "fmnist-bilinear-accurate", "fmnist-bilinear-rank1
 BASE = TrainOptions(dataset="fashion-mnist", arch="bilinear", epochs=40, hidden=512, embed=256, bias=True,
                     noise=0.33, wd=0.5, lr=0.003, batch_size=2048, seed=0)
 
-# In the order they run, the most informative first (on a shared 2-core machine a 40-epoch run took ~5 min).
+# In the order they ran (on a 2-core machine shared with other jobs, load 3-18: a 40-epoch run took 4-15 min).
+# Each step was chosen from the runs before it; wd 2, noise 0.6, no embedding and wd 0.1 at batch 2048 were
+# planned and not run for lack of time.
 GRID: dict[str, dict] = {
     "wd0.5": {},
     "wd1": {"wd": 1.0},
@@ -52,10 +54,12 @@ GRID: dict[str, dict] = {
     "wd0.5-noise0": {"noise": 0.0},
     "wd0.2-batch256-rank": {"wd": 0.2, "batch_size": 256, "lr": 0.002, "rank_penalty": 0.002},
     "wd0.2-batch256-rank0.005": {"wd": 0.2, "batch_size": 256, "lr": 0.002, "rank_penalty": 0.005},
+    "wd0.2-batch256-rank0.005-e60": {"wd": 0.2, "batch_size": 256, "lr": 0.002, "rank_penalty": 0.005, "epochs": 60},
     "relu-e40": {"arch": "relu", "wd": 0.1, "noise": 0.1},
-    "wd2": {"wd": 2.0},
-    "wd0.5-noise0.6": {"noise": 0.6},
-    "wd0.5-noembed": {"embed": None},
+    # After the shipped run missed the smoothness target (0.544 < 0.59): more noise, or more decay, with its penalty.
+    "wd0.3-noise0.5-batch256-rank0.005-e60": {"wd": 0.3, "noise": 0.5, "batch_size": 256, "lr": 0.002,
+                                              "rank_penalty": 0.005, "epochs": 60},
+    "wd0.5-batch256-rank0.005-e60": {"batch_size": 256, "lr": 0.002, "rank_penalty": 0.005, "epochs": 60},
 }
 
 

@@ -203,3 +203,10 @@ def test_structural_eval_sets_are_what_they_say():
 def test_bad_corpus_configurations_are_refused(config, message):
     with pytest.raises(InterpError, match=message):
         corpus.check_corpus_config(config, 64)
+
+
+def test_a_checkpoint_recording_a_malformed_corpus_is_refused():
+    with pytest.raises(InterpError, match="invalid corpus"):
+        corpus.corpus_config_from_options({"corpus": "structural", "bracket_depth": "deep"})
+    config = corpus.corpus_config_from_options({"corpus": "structural", "ioi_heldout_families": "met_with,carries"})
+    assert config.ioi_heldout_families == ("met_with", "carries") and config.bracket_depth == 4

@@ -288,11 +288,18 @@ def check_corpus_config(config: CorpusConfig, n_ctx: int) -> None:
 
 def corpus_config_from_options(options: dict | None) -> CorpusConfig:
     """The corpus a checkpoint was trained on, from its recorded `train_options` (absent keys: the planted corpus)."""
+    from interp.errors import InterpError
+
     options = options or {}
     defaults = CorpusConfig()
     heldout = options.get("ioi_heldout_families", defaults.ioi_heldout_families)
     if isinstance(heldout, str):
         heldout = tuple(f for f in heldout.split(",") if f)
+    ints = [options.get(key, getattr(defaults, key)) for key in ("bracket_depth", "repeat_min", "repeat_max")]
+    if (not isinstance(options.get("corpus", defaults.kind), str) or not isinstance(heldout, (list, tuple))
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in ints)):
+        raise InterpError("the recorded training options name an invalid corpus (corpus, bracket_depth, repeat_min, "
+                          "repeat_max, ioi_heldout_families)")
     return CorpusConfig(kind=options.get("corpus", defaults.kind),
                         bracket_depth=options.get("bracket_depth", defaults.bracket_depth),
                         repeat_min=options.get("repeat_min", defaults.repeat_min),

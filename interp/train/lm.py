@@ -297,6 +297,7 @@ def evaluate_lm_tasks(lm: LoadedLM, n: int = 200, seed: int = corpus.EVAL_SEED,
     check_tokenizer_fits(lm)
     if corpus_config is None:
         corpus_config = corpus.corpus_config_from_options(lm.config.get("train_options"))
+        corpus.check_corpus_config(corpus_config, lm.model.cfg.n_ctx)
     tok = lm.tokenizer
     model = lm.model
     model.eval()
