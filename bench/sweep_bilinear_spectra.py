@@ -60,6 +60,11 @@ GRID: dict[str, dict] = {
     "wd0.3-noise0.5-batch256-rank0.005-e60": {"wd": 0.3, "noise": 0.5, "batch_size": 256, "lr": 0.002,
                                               "rank_penalty": 0.005, "epochs": 60},
     "wd0.5-batch256-rank0.005-e60": {"batch_size": 256, "lr": 0.002, "rank_penalty": 0.005, "epochs": 60},
+    # Noise buys smoothness at the cost of accuracy; a wider bilinear layer may buy the accuracy back.
+    "h1024-wd0.3-noise0.5-batch256-rank0.005-e60": {"hidden": 1024, "wd": 0.3, "noise": 0.5, "batch_size": 256,
+                                                    "lr": 0.002, "rank_penalty": 0.005, "epochs": 60},
+    "h1024-wd0.2-noise0.4-batch256-rank0.005-e60": {"hidden": 1024, "wd": 0.2, "noise": 0.4, "batch_size": 256,
+                                                    "lr": 0.002, "rank_penalty": 0.005, "epochs": 60},
 }
 
 

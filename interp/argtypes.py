@@ -58,6 +58,8 @@ def contrast_pair(text: str) -> tuple[str, str]:
     parts = [part.strip() for part in text.split(",")]
     if len(parts) != 2 or not all(parts):
         raise argparse.ArgumentTypeError(f"want two names separated by a comma (A,B), got {text!r}")
+    if parts[0] == parts[1]:
+        raise argparse.ArgumentTypeError(f"want two different names, got {parts[0]!r} twice")
     return parts[0], parts[1]
 
 

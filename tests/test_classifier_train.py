@@ -207,6 +207,8 @@ def test_bad_direction(trained, run_cli):
     (["--contrast", "3"], "two names separated by a comma"),
     (["--contrast", "3,Hat"], "Hat"),
     (["--contrast", "3-5,2"], "one class on each side"),
+    (["--contrast", "3,3"], "two different names"),
+    (["--contrast", "3,03"], "name the same one"),            # two spellings of one class: a zero direction
     (["--direction", "3", "--contrast", "3,5"], "not both"),
 ])
 def test_contrasts_are_spelt_with_contrast(trained, run_cli, argv, says):

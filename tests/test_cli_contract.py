@@ -153,6 +153,7 @@ def test_shared_flags_mean_the_same_everywhere():
     (["extract", "m", "--graph-mode", "bogus"], "invalid choice: 'bogus'"),
     (["extract", "m", "--contrast", "a"], "two names separated by a comma"),
     (["eigen", "m", "--contrast", "a,"], "two names separated by a comma"),
+    (["extract", "m", "--contrast", "a,a"], "two different names"),
     # a prefix of a flag is not a second spelling of it
     (["relevance-eval", "m", "--out", "curves.html"], "unrecognized arguments: --out"),
     (["extract", "m", "--graph", "full"], "unrecognized arguments: --graph"),

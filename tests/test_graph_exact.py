@@ -260,8 +260,33 @@ def test_cli_refuses_bad_exact_input(run_cli, lm, tmp_path):
 
 
 def test_cli_intervenes_on_exact_nodes(run_cli, lm):
-    for basis, spec in (("hidden", "mlp:0:3:5"), ("eigen", "mlp:0:3:0"), ("hidden", "attn:1:14:1")):
+    from interp.graph.setup import load_setup
+
+    setup = load_setup(lm, mode="bilinear-exact")
+    tokens = setup.encode(PROMPT)[None]
+    model = setup.replacement.model
+
+    def real_change(hook_name, pos, index):
+        """Max |Δ logit| at the last position when the real model's own hook is zeroed there (None: eigen node)."""
+        def zero(x, hook):
+            x = x.clone()
+            x[0, pos, index] = 0.0
+            return x
+
+        with torch.no_grad():
+            clean = model(tokens)[0, -1]
+            ablated = model.run_with_hooks(tokens, fwd_hooks=[(hook_name, zero)])[0, -1]
+        return float((ablated - clean).abs().max())
+
+    cases = (("hidden", "mlp:0:3:5", real_change("blocks.0.mlp.hook_post", 3, 5)),
+             ("hidden", "attn:1:14:1", real_change("blocks.1.attn.hook_z", 14, 1)),
+             ("eigen", "mlp:0:3:0", None))
+    for basis, spec, expected in cases:
         code, stdout, err = run_cli("intervene", lm, "--graph-mode", "bilinear-exact", "--basis", basis, "--prompt",
                                     PROMPT, "--set", spec, "--ablation-mode", "free", "--json", "--quiet")
         assert code == 0, err
-        assert json.loads(stdout)["max_logit_change"] > 0
+        change = json.loads(stdout)["max_logit_change"]
+        if expected is None:
+            assert change > 1e-6, spec       # removing a clean eigen direction moves the logits
+        else:                                # a hidden unit's or a head's free ablation is the real ablation
+            assert expected > 1e-6 and change == pytest.approx(expected, rel=1e-4, abs=1e-6), spec

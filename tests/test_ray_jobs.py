@@ -195,6 +195,10 @@ def test_feature_job_refuses_bad_input_with_one_line(run_cli, lm, tmp_path):
     _one_error_line(*run_cli("features", lm, "--corpus", binary, "--tokens", "64", "--out-dir", tmp_path / "a",
                              "--quiet"), "not text")
     _one_error_line(*run_cli("features", lm, "--tokens", "0", "--out-dir", tmp_path / "a", "--quiet"), "--tokens")
+    _one_error_line(*run_cli("features", lm, "--tokens", "64", "--seed", "-1", "--out-dir", tmp_path / "a",
+                             "--quiet"), "--seed")
+    _one_error_line(*run_cli("features", lm, "--graph-mode", "bilinear-exact", "--tokens", "64", "--out-dir",
+                             tmp_path / "a", "--quiet"), "not bilinear-exact")
     assert not (tmp_path / "a").exists()
     # A folder holding another job's files: refused, and nothing in it touched.
     code, _, err = run_cli("features", lm, "--tokens", "64", "--out-dir", tmp_path / "b", "--quiet")

@@ -60,13 +60,28 @@ def _output_direction(args: argparse.Namespace, n_out: int, class_names: list[st
     from interp.bilinear.core import parse_direction
 
     if args.contrast is not None:
+        classes = []
         for side in args.contrast:
-            if "," in side or int((parse_direction(side, n_out, class_names) != 0).sum()) != 1:
-                raise InterpError(f"--contrast A,B wants one class on each side, got {side!r}")
+            try:
+                one_hot = parse_direction(side, n_out, class_names)
+            except InterpError:
+                one_hot = None
+            if one_hot is None or int((one_hot != 0).sum()) != 1:
+                raise InterpError(f"--contrast A,B wants one class on each side (an index 0..{n_out - 1} or a class "
+                                  f"name), got {side!r}")
+            classes.append(int(one_hot.abs().argmax()))
+        if classes[0] == classes[1]:
+            raise InterpError(f"--contrast A,B needs two different classes; {args.contrast[0]!r} and "
+                              f"{args.contrast[1]!r} name the same one")
         return f"{args.contrast[0]}-{args.contrast[1]}"
     if args.direction is not None and "," not in args.direction:
-        if int((parse_direction(args.direction, n_out, class_names) != 0).sum()) != 1:
-            raise InterpError(f"--direction takes one class or {n_out} comma-separated numbers; for a difference of "
+        try:
+            one_hot = parse_direction(args.direction, n_out, class_names)
+        except InterpError:  # the library's message offers "A-B", which this command spells --contrast
+            one_hot = None
+        if one_hot is None or int((one_hot != 0).sum()) != 1:
+            raise InterpError(f"--direction takes one class (an index 0..{n_out - 1} or one of "
+                              f"{', '.join(class_names)}) or {n_out} comma-separated numbers; for a difference of "
                               f"two classes use --contrast A,B (got {args.direction!r})")
     return args.direction
 

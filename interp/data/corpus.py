@@ -140,6 +140,14 @@ def induction_text(rng: random.Random, span: list[str], filler: str) -> str:
     return f"{listed} {filler} {listed}".replace("  ", " ")
 
 
+def listed_induction_words(rng: random.Random) -> list[str]:
+    """One training passage of the planted induction task: a span of 3–8 words listed twice, 0–2 ordinary
+    sentences apart (both corpora draw it through here, so the planted corpus keeps its exact words)."""
+    span = induction_span(rng, rng.randint(3, 8))
+    filler = " ".join(ordinary_sentence(rng) for _ in range(rng.randint(0, 2)))
+    return induction_text(rng, span, filler).split()
+
+
 # ---------------------------------------------------------------- IOI
 
 
@@ -397,9 +405,7 @@ def structural_document(rng: random.Random, n_words: int, config: CorpusConfig) 
             else:
                 words += bracket_chain_line(rng, rng.randint(1, config.bracket_depth))
         elif r < 0.75:
-            span = induction_span(rng, rng.randint(3, 8))
-            filler = " ".join(ordinary_sentence(rng) for _ in range(rng.randint(0, 2)))
-            words += induction_text(rng, span, filler).split()
+            words += listed_induction_words(rng)
         else:
             words += repeat_text(rng, config)
     return words[:n_words]
@@ -424,9 +430,7 @@ def training_document(rng: random.Random, n_words: int, config: CorpusConfig | N
         elif r < 0.75:
             words += bracket_line(rng)
         else:
-            span = induction_span(rng, rng.randint(3, 8))
-            filler = " ".join(ordinary_sentence(rng) for _ in range(rng.randint(0, 2)))
-            words += induction_text(rng, span, filler).split()
+            words += listed_induction_words(rng)
     return words[:n_words]
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from interp.argtypes import positive_int
+from interp.argtypes import non_negative_int, positive_int
 
 
 def features_command(args: argparse.Namespace) -> dict[str, Any]:
@@ -42,6 +42,6 @@ def register(cli) -> None:
                    help="folder for the feature JSON files ({global index}.json, as the graph export links them)")
     p.add_argument("--shard-tokens", type=positive_int, default=8192,
                    help="tokens per map task (fixed cut: the output does not depend on the number of workers)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generated corpus")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generated corpus")
     p.add_argument("--force", action="store_true", help="write into a folder holding other files")
     add_ray_flags(p)

@@ -405,9 +405,6 @@ class Subgraph:
     pinned: list[str] = dataclasses.field(default_factory=list)
     supernodes: list[Supernode] = dataclasses.field(default_factory=list)
 
-    def group_of(self, node_id: str) -> str | None:
-        return next((s.name for s in self.supernodes if node_id in s.members), None)
-
 
 def read_subgraph(data: Mapping[str, Any]) -> Subgraph:
     """The pinned nodes and supernodes saved in a graph JSON (ids not in the graph dropped)."""
