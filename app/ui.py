@@ -20,9 +20,11 @@ from interp.errors import InterpError
 # start all of that in the background as soon as any page is opened: by the time someone opens another
 # page, its imports are done and its default view is cached. (Python's import lock makes a concurrent
 # import safe; `st.cache_*` functions are safe to fill from another thread.)
-WARM_MODULES = ("torch", "plotly.graph_objects", "interp.graph.view", "interp.graph.export", "interp.viz.graph",
-                "interp.bilinear.analysis", "interp.viz.bilinear", "interp.harmless.layers", "interp.relevance.engine",
-                "interp.graph.pipeline", "interp.models.lm")
+WARM_MODULES = ("plotly.graph_objects", "interp.viz.models", "interp.viz.lm", "interp.graph.view", "interp.graph.export",
+                "interp.viz.graph", "torch", "interp.bilinear.analysis", "interp.viz.bilinear", "interp.harmless.layers", "interp.relevance.engine")
+# TransformerLens and SAE-Lens (~11 s here) come last: importing them holds the import lock and the GIL for
+# seconds, and every page's default view but a live extraction can be ready before then.
+WARM_MODULES_LAST = ("interp.graph.pipeline", "interp.models.lm")
 WARM_DELAY_S = 1.0
 # The models pages open on: warmed in this order when they exist.
 DEFAULT_IMAGE_MODELS = ("fmnist-bilinear",)
@@ -35,17 +37,22 @@ def _warm_up() -> None:
     # Filling a cache outside a script run makes Streamlit warn once per call; nothing is wrong.
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
     logging.getLogger("streamlit.runtime.caching.cache_data_api").setLevel(logging.ERROR)
-    for name in WARM_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass  # a page that needs it says so
+    _import_all(WARM_MODULES)
     steps = [_warm_plotly, _warm_saved_graph, _warm_image_models]
     for step in steps:
         try:
             step()
         except Exception:  # noqa: BLE001 — warming is best effort; the page shows any real error itself
             pass
+    _import_all(WARM_MODULES_LAST)
+
+
+def _import_all(names: tuple[str, ...]) -> None:
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass  # a page that needs it says so
 
 
 def _warm_plotly() -> None:
