@@ -249,7 +249,7 @@ def test_cli_refuses_bad_exact_input(run_cli, lm, tmp_path):
                            other / "transcoders", "--allow-mismatch", "--prompt", PROMPT, "--out", out)
     _one_error_line(code, err, "made for another model")
     from interp.data.corpus import make_tokenizer
-    from interp.models.lm import build_lm, make_lm_config, save_lm
+    from interp.models.lm import build_lm, load_lm, make_lm_config, save_lm
 
     tokenizer = make_tokenizer()
     gelu = save_lm(tmp_path / "gelu", build_lm(make_lm_config("gelu", n_layers=1, d_model=16, n_heads=2, d_mlp=32,
@@ -257,6 +257,11 @@ def test_cli_refuses_bad_exact_input(run_cli, lm, tmp_path):
     code, _, err = run_cli("extract", gelu, "--graph-mode", "bilinear-exact", "--prompt", PROMPT, "--out", out)
     _one_error_line(code, err, "needs a bilinear LM")
     assert not out.exists()
+    # An exact site counts heads and units, not dictionary features.
+    n_heads = load_lm(lm).model.cfg.n_heads
+    code, _, err = run_cli("intervene", lm, "--graph-mode", "bilinear-exact", "--prompt", PROMPT, "--set",
+                           f"attn:0:1:{n_heads}")
+    _one_error_line(code, err, f"or the attn site's basis ({n_heads} heads)")
 
 
 def test_cli_intervenes_on_exact_nodes(run_cli, lm):

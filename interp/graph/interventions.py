@@ -62,8 +62,12 @@ def intervene(replacement: ReplacementModel, tokens_or_snap: torch.Tensor | Snap
             raise InterpError(f"no {iv.kind} dictionary at layer {iv.layer} in this graph's mode ({replacement.mode})")
         i = site_index[(iv.kind, iv.layer)]
         if not 0 <= iv.pos < n_pos or not 0 <= iv.feature < replacement.sites[i].d_sae:
-            raise InterpError(f"intervention at position {iv.pos}, feature {iv.feature} is outside the prompt "
-                              f"({n_pos} tokens) or the dictionary ({replacement.sites[i].d_sae} features)")
+            site = replacement.sites[i]
+            # Exact sites of bilinear-exact graphs have heads, hidden units or basis directions, not features.
+            units = ("heads" if site.kind == "attn" else "units") if site.exact else "features"
+            where = f"the {site.kind} site's basis" if site.exact else "the dictionary"
+            raise InterpError(f"intervention at position {iv.pos}, index {iv.feature} is outside the prompt "
+                              f"({n_pos} tokens) or {where} ({site.d_sae} {units})")
         by_site.setdefault(i, []).append(iv)
 
     if mode == "free":
