@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 FAMILIES = ("gpt2", "gpt_neox", "llama", "qwen2", "gemma2")
@@ -141,3 +142,13 @@ def make_hf_folder(family: str, folder: str | Path, seed: int = 0, extra_vocab: 
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return model, tokenizer
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run faster on one thread than on two on a busy machine (restored afterwards). Autouse in every
+    module that imports it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -138,6 +139,10 @@ def test_planted_corpus_is_the_default_and_unchanged():
         assert corpus.corpus_config_from_options(options).kind == "planted"
     assert (corpus.training_document(random.Random(5), 500)
             == corpus.training_document(random.Random(5), 500, corpus.CorpusConfig()))
+    # The text the planted corpus drew before the structural options existed, from that code (commit 6d12698):
+    #   git show 6d12698:interp/data/corpus.py > old.py; sha256 of " ".join(old.training_document(Random(5), 3000))
+    planted = " ".join(corpus.training_document(random.Random(5), 3000)).encode()
+    assert hashlib.sha256(planted).hexdigest() == "41c8a7df8a43c0513d25fbccf28b2f0167ee60761f9efd09a1a69eac94eed781"
     structural = " ".join(corpus.training_document(random.Random(5), 500, STRUCTURAL))
     assert structural != " ".join(corpus.training_document(random.Random(5), 500))
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from graph_helpers import tiny_dictionaries
-from hf_helpers import make_hf_folder
+from hf_helpers import make_hf_folder, one_thread  # noqa: F401 (an autouse fixture)
 from interp.data.corpus import training_tokens
 from interp.harmless.apply import harmless_direction
 from interp.harmless.lm import dictionaries_null_space_from_folder
@@ -19,13 +19,6 @@ from interp.models.lm import load_lm
 
 D_SAE = 6  # per dictionary; two per layer read 12 of d_model (32 for GPT-2, 48 for Llama) directions at most
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _write(folder, dicts, kind, model):

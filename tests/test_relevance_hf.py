@@ -14,7 +14,7 @@ import math
 import pytest
 import torch
 
-from hf_helpers import FAMILIES, make_hf_folder
+from hf_helpers import FAMILIES, make_hf_folder, one_thread  # noqa: F401 (an autouse fixture)
 from interp.errors import InterpError
 from interp.models.lm import load_lm
 from interp.relevance.tokens import token_relevance
@@ -22,14 +22,6 @@ from interp.relevance.tokens import token_relevance
 PROMPT = "when Mary and John went to the park , John gave a book to"
 REL = 1e-9  # float64: the decomposition is exact up to rounding (measured ~1e-15)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: one thread is faster than two on a busy machine (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

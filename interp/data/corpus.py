@@ -389,26 +389,35 @@ def repeat_text(rng: random.Random, config: CorpusConfig) -> list[str]:
     return span + gap + span
 
 
-def structural_document(rng: random.Random, n_words: int, config: CorpusConfig) -> list[str]:
-    """About `n_words` words of the structural corpus."""
+def _ioi_training_words(sentence) -> list[str]:
+    prompt, indirect, _ = sentence
+    return prompt.split() + [indirect, "."]
+
+
+def _mixture(rng: random.Random, n_words: int, parts) -> list[str]:
+    """About `n_words` words: each passage is drawn by the first `(bound, make)` of `parts` with r < bound, for one
+    uniform r per passage (bounds ascending, the last 1.0)."""
     words: list[str] = []
     while len(words) < n_words:
         r = rng.random()
-        if r < 0.2:
-            words += ordinary_sentence(rng).split()
-        elif r < 0.45:
-            prompt, indirect, _ = ioi_structural_training_sentence(rng, config)
-            words += prompt.split() + [indirect, "."]
-        elif r < 0.65:
-            if rng.random() < 0.5:
-                words += bracket_line(rng, max_depth=min(config.bracket_depth, 4))
-            else:
-                words += bracket_chain_line(rng, rng.randint(1, config.bracket_depth))
-        elif r < 0.75:
-            words += listed_induction_words(rng)
-        else:
-            words += repeat_text(rng, config)
+        words += next(make() for bound, make in parts if r < bound)
     return words[:n_words]
+
+
+def structural_document(rng: random.Random, n_words: int, config: CorpusConfig) -> list[str]:
+    """About `n_words` words of the structural corpus."""
+    def brackets() -> list[str]:
+        if rng.random() < 0.5:
+            return bracket_line(rng, max_depth=min(config.bracket_depth, 4))
+        return bracket_chain_line(rng, rng.randint(1, config.bracket_depth))
+
+    return _mixture(rng, n_words, [
+        (0.2, lambda: ordinary_sentence(rng).split()),
+        (0.45, lambda: _ioi_training_words(ioi_structural_training_sentence(rng, config))),
+        (0.65, brackets),
+        (0.75, lambda: listed_induction_words(rng)),
+        (1.0, lambda: repeat_text(rng, config)),
+    ])
 
 
 # ---------------------------------------------------------------- training text
@@ -419,19 +428,12 @@ def training_document(rng: random.Random, n_words: int, config: CorpusConfig | N
     the corpus of the shipped checkpoints, drawing exactly the same words from `rng` as before it had options."""
     if config is not None and config.kind == "structural":
         return structural_document(rng, n_words, config)
-    words: list[str] = []
-    while len(words) < n_words:
-        r = rng.random()
-        if r < 0.25:
-            words += ordinary_sentence(rng).split()
-        elif r < 0.5:
-            prompt, indirect, _ = ioi_sentence(rng, "train")
-            words += prompt.split() + [indirect, "."]
-        elif r < 0.75:
-            words += bracket_line(rng)
-        else:
-            words += listed_induction_words(rng)
-    return words[:n_words]
+    return _mixture(rng, n_words, [
+        (0.25, lambda: ordinary_sentence(rng).split()),
+        (0.5, lambda: _ioi_training_words(ioi_sentence(rng, "train"))),
+        (0.75, lambda: bracket_line(rng)),
+        (1.0, lambda: listed_induction_words(rng)),
+    ])
 
 
 def training_tokens(tokenizer: WordTokenizer, n_sequences: int, n_ctx: int, seed: int) -> list[list[int]]:
