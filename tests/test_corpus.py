@@ -121,7 +121,7 @@ STRUCTURAL = corpus.CorpusConfig(kind="structural", bracket_depth=6)
 
 def _family_pattern(template: str) -> re.Pattern:
     """A regex matching any filling of one clause template: name slots take any word, the others their pools."""
-    pools = {"P": corpus.PLACES, "O": corpus.OBJECTS, "N": corpus.NOUNS}
+    pools = {"P": corpus.PLACES, "O": corpus.OBJECTS, "N": corpus.NOUNS, "V": corpus.VERBS}
     out = re.escape(template)
     for slot in ("A", "B", "S"):
         out = out.replace(re.escape("{" + slot + "}"), r"\S+")
@@ -217,3 +217,48 @@ def test_a_checkpoint_recording_a_malformed_corpus_is_refused():
         corpus.corpus_config_from_options({"corpus": "structural", "bracket_depth": "deep"})
     config = corpus.corpus_config_from_options({"corpus": "structural", "ioi_heldout_families": "met_with,carries"})
     assert config.ioi_heldout_families == ("met_with", "carries") and config.bracket_depth == 4
+
+
+def test_structural_task_examples_come_from_the_structural_held_out_sets():
+    """A structural-corpus model's recipes take unmarked repeats, unseen IOI frames and brackets at its depth."""
+    induction = corpus.task_examples("induction", 40, config=STRUCTURAL)
+    for ex in induction:
+        words = ex.prompt.split()
+        assert "list" not in words and words[-1] == ex.contrast
+        # the prompt ends inside the second copy: the shown copied words occur once before, followed by the target
+        k = next(k for k in range(len(words) // 2, 0, -1)
+                 if any(words[i:i + k] == words[-k:] for i in range(len(words) - k)))
+        i = next(i for i in range(len(words) - k) if words[i:i + k] == words[-k:])
+        assert words[i + k] == ex.target
+    ioi = corpus.task_examples("ioi", 20, config=STRUCTURAL)
+    assert [e.prompt for e in ioi] == [e.prompt for e in corpus.ioi_frame_examples(STRUCTURAL, 20)]
+    brackets = corpus.task_examples("brackets", 20, config=STRUCTURAL)
+    assert [e.prompt for e in brackets] == [e.prompt for e in corpus.bracket_depth_examples(6, 20)]
+    # the planted corpus (or none) keeps the planted sets
+    assert ([e.prompt for e in corpus.task_examples("ioi", 5, config=corpus.CorpusConfig())]
+            == [e.prompt for e in corpus.ioi_examples(5)])
+
+
+def test_training_tokens_follow_the_corpus_config():
+    tok = corpus.make_tokenizer()
+    planted = corpus.training_tokens(tok, 3, 32, seed=4)
+    structural = corpus.training_tokens(tok, 3, 32, seed=4, config=STRUCTURAL)
+    assert planted == corpus.training_tokens(tok, 3, 32, seed=4, config=corpus.CorpusConfig())
+    assert structural != planted
+    rng = random.Random(4)
+    assert structural[0] == tok.encode(" ".join(corpus.training_document(rng, 31, STRUCTURAL)))[:32]
+
+
+def test_dictionary_batches_use_the_corpus_the_model_was_trained_on():
+    from types import SimpleNamespace
+
+    from interp.train.dictionaries import corpus_batches
+
+    tok = corpus.make_tokenizer()
+    cfg = SimpleNamespace(n_ctx=24, device="cpu")
+    options = {"corpus": "structural", "bracket_depth": 6}
+    structural = next(corpus_batches(SimpleNamespace(model=SimpleNamespace(cfg=cfg), tokenizer=tok,
+                                                     config={"train_options": options}), 4, seed=7))
+    planted = next(corpus_batches(SimpleNamespace(model=SimpleNamespace(cfg=cfg), tokenizer=tok, config={}), 4, seed=7))
+    assert structural.tolist() == corpus.training_tokens(tok, 4, 24, seed=7, config=STRUCTURAL)
+    assert planted.tolist() == corpus.training_tokens(tok, 4, 24, seed=7)

@@ -214,20 +214,39 @@ def bracket_line(rng: random.Random, max_depth: int = 4, max_items: int = 3) -> 
 # - brackets: besides the planted lines, lines whose nesting reaches a depth drawn uniformly from 1 to
 #   `bracket_depth`, so every depth up to the configured maximum is seen equally often.
 
-# Intro clauses name both people; giving clauses end before the indirect object. {N}: a noun, {P}: a place,
-# {O}: an object. A frame family is one intro or one giving clause with every combination it takes part in.
+# An IOI sentence is a prefix (when … , / after … , / … . / then … and …) around an intro clause that names both
+# people, an optional middle clause, then a giving clause that ends before the indirect object. A frame family is one
+# intro or one giving clause, with every prefix and every clause of the other kind it combines with. The training
+# families vary the structure the names sit in (joined by "and", subject-verb-object, "with", after a place) so that
+# each held-out family has a trained relative of the same shape but never its own wording: the model has to learn
+# "name the person who is not repeated", not a template. Only corpus words are used, so every tokenizer of this
+# corpus reads every family. {A}/{B}: the two names, {P}: a place, {N}: a noun, {O}: an object, {S}: the subject.
+IOI_PREFIXES = [("when {}", ","), ("after {}", ","), ("while {}", ","), ("{}", "."), ("today {}", "."),
+                ("then {}", "and"), ("{}", ",")]
 IOI_INTROS = {
-    "when_went": "when {A} and {B} went to the {P} ,",
-    "after_met": "after {A} and {B} met at the {P} ,",
-    "while_sat": "while {A} and {B} sat in the {P} ,",
-    "were_at": "{A} and {B} were at the {P} .",
-    "then_walked": "then {A} and {B} walked to the {P} and",
-    "arrived": "{A} and {B} arrived at the {P} .",
-    "found": "{A} and {B} found a {N} near the {P} .",
-    "today_into": "today {A} and {B} went into the {P} .",
-    "met_with": "{A} met {B} at the {P} .",
-    "at_the": "at the {P} , {A} and {B} had a {N} .",
-    "sat_with": "{A} sat with {B} behind the {P} ,",
+    "when_went": "{A} and {B} went to the {P}",
+    "after_met": "{A} and {B} met at the {P}",
+    "while_sat": "{A} and {B} sat in the {P}",
+    "were_at": "{A} and {B} were at the {P}",
+    "then_walked": "{A} and {B} walked to the {P}",
+    "arrived": "{A} and {B} arrived at the {P}",
+    "found": "{A} and {B} found a {N} near the {P}",
+    "today_into": "{A} and {B} went into the {P}",
+    "sees": "{A} sees {B} at the {P}",
+    "helps": "{A} helps {B} in the {P}",
+    "follows": "{A} follows {B} into the {P}",
+    "knows": "{A} knows {B} from the {P}",
+    "watches": "{A} watches {B} near the {P}",
+    "walked_with": "{A} walked with {B} to the {P}",
+    "went_with": "{A} went with {B} into the {P}",
+    "in_the": "in the {P} , {A} and {B} found a {N}",
+    "near_the": "near the {P} , {A} sees {B}",
+    "any_verb": "{A} {V} {B} near the {P}",  # {V}: any corpus verb ("likes", "paints", ...)
+    "any_verb_with": "{A} {V} with {B} in the {P}",
+    # held out by default: a new verb between the names, a new "with" clause, a new clause after a place
+    "met_with": "{A} met {B} at the {P}",
+    "sat_with": "{A} sat with {B} behind the {P}",
+    "at_the": "at the {P} , {A} and {B} had a {N}",
 }
 IOI_MIDDLES = ["the {ADJ} {N} {V} a {N} .", "it is {ADV} .", "a {N} sees the {N} ."]
 IOI_GIVINGS = {
@@ -236,11 +255,15 @@ IOI_GIVINGS = {
     "passed": "{S} passed a {O} to",
     "showed": "{S} showed the {O} to",
     "later_gave_it": "later {S} gave it to",
+    "takes_over": "{S} takes the {O} over to",
+    "then_passed": "then {S} passed the {O} to",
+    "found_and_handed": "{S} found a {O} and handed it to",
+    "showed_it": "now {S} showed it to",
+    # held out by default: a new verb before "over to", a new "had … and gave it" clause
     "carries": "then {S} carries the {O} over to",
     "had_and_gave": "{S} had a {O} and gave it to",
 }
-# Held out of training by default: two intros whose names are not joined by "and" or come after a place, one more
-# intro, and two giving clauses. None of them is a template of the planted corpus either.
+# Held out of training by default: three intros and two giving clauses (none is a planted-corpus template).
 IOI_HELDOUT_FAMILIES = ("met_with", "at_the", "sat_with", "carries", "had_and_gave")
 CORPUS_KINDS = ("planted", "structural")
 LONG_SPAN = 20  # the span length of the long-repeat evaluation set: beyond every training span
@@ -330,8 +353,10 @@ def ioi_composed(rng: random.Random, frames: list[tuple[str, str]], names: list[
     a, b = rng.sample(names, 2)
     subject, indirect = (b, a) if rng.random() < 0.5 else (a, b)
     intro, giving = rng.choice(frames)
-    text = IOI_INTROS[intro].format(A=a, B=b, P=rng.choice(places), N=rng.choice(NOUNS))
-    if text.endswith(".") and rng.random() < middle_probability:
+    before, after = rng.choice(IOI_PREFIXES)
+    clause = IOI_INTROS[intro].format(A=a, B=b, P=rng.choice(places), N=rng.choice(NOUNS), V=rng.choice(VERBS))
+    text = before.format(clause) + " " + after
+    if after == "." and rng.random() < middle_probability:
         text += " " + rng.choice(IOI_MIDDLES).format(ADJ=rng.choice(ADJECTIVES), N=rng.choice(NOUNS),
                                                       V=rng.choice(VERBS), ADV=rng.choice(ADVERBS))
     text += " " + IOI_GIVINGS[giving].format(S=subject, O=rng.choice(objects))
@@ -411,11 +436,14 @@ def structural_document(rng: random.Random, n_words: int, config: CorpusConfig) 
             return bracket_line(rng, max_depth=min(config.bracket_depth, 4))
         return bracket_chain_line(rng, rng.randint(1, config.bracket_depth))
 
+    # Planted IOI sentences and listed spans stay in the mix, so the planted text is still learned as well as by the
+    # shipped models (the held-out loss is measured on it).
     return _mixture(rng, n_words, [
-        (0.2, lambda: ordinary_sentence(rng).split()),
-        (0.45, lambda: _ioi_training_words(ioi_structural_training_sentence(rng, config))),
-        (0.65, brackets),
-        (0.75, lambda: listed_induction_words(rng)),
+        (0.15, lambda: ordinary_sentence(rng).split()),
+        (0.40, lambda: _ioi_training_words(ioi_structural_training_sentence(rng, config))),
+        (0.50, lambda: _ioi_training_words(ioi_sentence(rng, "train"))),
+        (0.70, brackets),
+        (0.85, lambda: listed_induction_words(rng)),
         (1.0, lambda: repeat_text(rng, config)),
     ])
 
@@ -436,20 +464,22 @@ def training_document(rng: random.Random, n_words: int, config: CorpusConfig | N
     ])
 
 
-def training_tokens(tokenizer: WordTokenizer, n_sequences: int, n_ctx: int, seed: int) -> list[list[int]]:
-    """`n_sequences` token sequences of length `n_ctx`, each BOS + corpus text. Our word tokenizer gives one
-    token per word; a subword tokenizer (a Hugging Face model's) is cut to `n_ctx` tokens, and a sequence
-    that comes out short is continued with more corpus text."""
+def training_tokens(tokenizer: WordTokenizer, n_sequences: int, n_ctx: int, seed: int,
+                    config: CorpusConfig | None = None) -> list[list[int]]:
+    """`n_sequences` token sequences of length `n_ctx`, each BOS + corpus text (`config`: which corpus; None the
+    planted one). Our word tokenizer gives one token per word; a subword tokenizer (a Hugging Face model's) is
+    cut to `n_ctx` tokens, and a sequence that comes out short is continued with more corpus text."""
     rng = random.Random(seed)
-    return [training_sequence(tokenizer, rng, n_ctx) for _ in range(n_sequences)]
+    return [training_sequence(tokenizer, rng, n_ctx, config) for _ in range(n_sequences)]
 
 
-def training_sequence(tokenizer: WordTokenizer, rng: random.Random, n_ctx: int) -> list[int]:
+def training_sequence(tokenizer: WordTokenizer, rng: random.Random, n_ctx: int,
+                      config: CorpusConfig | None = None) -> list[int]:
     """One sequence of `training_tokens`: BOS + corpus text, exactly `n_ctx` tokens, drawn from `rng`."""
-    words = training_document(rng, n_ctx - 1)
+    words = training_document(rng, n_ctx - 1, config)
     ids = tokenizer.encode(" ".join(words))
     while len(ids) < n_ctx:
-        words += training_document(rng, n_ctx - len(ids))
+        words += training_document(rng, n_ctx - len(ids), config)
         ids = tokenizer.encode(" ".join(words))
     return ids[:n_ctx]
 
@@ -626,11 +656,30 @@ def bracket_eval_prompts(n: int = 200) -> list[TaskExample]:
     return bracket_examples(n)
 
 
-def task_examples(task: str, n: int = 200, seed: int = EVAL_SEED) -> list[TaskExample]:
-    """The held-out examples of one task by name."""
+def unmarked_induction_examples(n: int = 200, seed: int = EVAL_SEED) -> list[TaskExample]:
+    """The unmarked repeats of `repeat_sequences("unmarked")` cut inside the second copy (at least one copied word
+    shown): target = the next word of the span; contrast = the word just shown (a plausible copy error)."""
+    rng = random.Random(seed + 21)
+    out = []
+    for text, scored in repeat_sequences("unmarked", n, seed):
+        words = text.split()
+        cut = rng.choice(scored)
+        out.append(TaskExample("induction", " ".join(words[:cut]), words[cut], words[cut - 1]))
+    return out
+
+
+def task_examples(task: str, n: int = 200, seed: int = EVAL_SEED,
+                  config: CorpusConfig | None = None) -> list[TaskExample]:
+    """The held-out examples of one task by name. For a model of the structural corpus (`config`), the structural
+    sets: unmarked repeats, IOI in the frame families it never saw, brackets nested the trained depth deep."""
     from interp.errors import InterpError
 
-    makers = {"induction": induction_examples, "ioi": ioi_examples, "brackets": bracket_examples}
-    if task not in makers:
+    if task not in TASKS:
         raise InterpError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if config is not None and config.kind == "structural":
+        structural = {"induction": lambda: unmarked_induction_examples(n, seed),
+                      "ioi": lambda: ioi_frame_examples(config, n, seed),
+                      "brackets": lambda: bracket_depth_examples(config.bracket_depth, n, seed)}
+        return structural[task]()
+    makers = {"induction": induction_examples, "ioi": ioi_examples, "brackets": bracket_examples}
     return makers[task](n, seed)

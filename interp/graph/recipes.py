@@ -285,11 +285,16 @@ def write_task_recipe(task: str, model_dir: str | Path, out_path: str | Path, n_
     gets right, i.e. whose top prediction is the target, as the task accuracies count it: a circuit
     should explain a behaviour the model has) with target and contrast, after the first `skip` of them
     (`skip=8` gives a second prompt set that the first recipe does not contain)."""
-    from interp.data.corpus import task_examples
+    from interp.data.corpus import corpus_config_from_options, task_examples
 
     setup = load_setup(model_dir, mode=graph_mode)
+    # A model of the structural corpus gets the structural held-out sets (unmarked repeats, unseen IOI frames,
+    # brackets at its trained depth); a planted-corpus model the planted ones.
+    recorded = Path(model_dir) / "config.json"
+    options = json.loads(recorded.read_text()).get("train_options") if recorded.is_file() else None
+    config = corpus_config_from_options(options if isinstance(options, dict) else None)
     chosen = []
-    for ex in task_examples(task, n=200):
+    for ex in task_examples(task, n=200, config=config):
         tokens = setup.encode(ex.prompt)
         logits = setup.replacement.snapshot(tokens).logits[-1]
         if not only_correct or int(logits.argmax()) == setup.token_id(ex.target):
@@ -304,9 +309,10 @@ def write_task_recipe(task: str, model_dir: str | Path, out_path: str | Path, n_
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     which = f"examples {skip + 1}–{skip + n_prompts}" if skip else f"the first {n_prompts}"
+    held_out = "structural held-out" if config.kind == "structural" else "held-out"
     lines = [f"# Circuit recipe for the {task} task: run with `interp extract --recipe circuits/{Path(out_path).name} "
              f"--out-dir circuits/{name}`.",
-             f"# Prompts: {which} of the held-out {task} examples whose top prediction is the target "
+             f"# Prompts: {which} of the {held_out} {task} examples whose top prediction is the target "
              "(interp.data.corpus.task_examples); the task metric is logit(target) - logit(contrast).",
              f"name = {q(name)}", f"description = {q(f'{task} circuit on {model_dir.name}')}",
              f"model = {q(model_dir.as_posix())}", f"transcoders = {q((model_dir / 'transcoders').as_posix())}",

@@ -131,8 +131,11 @@ def corpus_batches(lm: LoadedLM, n_sequences: int, seed: int, batch_size: int = 
     word; a Hugging Face model's subword tokenizer is cut to n_ctx tokens (`corpus.training_sequence`)."""
     rng = random.Random(seed)
     n_ctx = lm.model.cfg.n_ctx
+    # the text the model was trained on: a structural-corpus model's dictionaries learn its repeats and frames too
+    config = corpus.corpus_config_from_options((lm.config or {}).get("train_options"))
     for start in range(0, n_sequences, batch_size):
-        rows = [corpus.training_sequence(lm.tokenizer, rng, n_ctx) for _ in range(min(batch_size, n_sequences - start))]
+        rows = [corpus.training_sequence(lm.tokenizer, rng, n_ctx, config)
+                for _ in range(min(batch_size, n_sequences - start))]
         yield torch.tensor(rows, dtype=torch.long, device=lm.model.cfg.device)
 
 
