@@ -19,8 +19,10 @@ $(VENV_STAMP): pyproject.toml
 
 venv: $(VENV_STAMP)
 
+# app/serve.py is `streamlit run app/Home.py` that first starts warming the app's caches (imports, the default
+# graph, model and spectra), so that they are ready by the first visit rather than started by it.
 app: system-deps venv
-	.venv/bin/streamlit run app/Home.py --server.address 127.0.0.1 --server.port $${PORT:-8501} --server.headless true --browser.gatherUsageStats false
+	$(PY) app/serve.py --server.address 127.0.0.1 --server.port $${PORT:-8501} --server.headless true --browser.gatherUsageStats false
 
 test: system-deps venv
 	.venv/bin/python -m pytest -q tests

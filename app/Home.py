@@ -1,4 +1,5 @@
-"""The interp workbench: `make app`, or `streamlit run app/Home.py -- --checkpoints DIR --circuits DIR`."""
+"""The interp workbench: `make app`, or `python app/serve.py -- --checkpoints DIR --circuits DIR` (which is
+`streamlit run app/Home.py` with the caches warming from server start; see app/serve.py)."""
 
 import streamlit as st
 

@@ -21,9 +21,10 @@ if __name__ == "__main__":
     p.add_argument("model", metavar="MODEL", nargs="?", default="checkpoints/lm-bilinear")
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--prefix", default="", help="recipe file and graph folder prefix, e.g. structural-")
+    p.add_argument("--dir", type=Path, default=ROOT / "circuits", help="where the recipe files go (default circuits/)")
     args = p.parse_args()
     for task in ("induction", "ioi", "brackets"):
         name = f"{args.prefix}{task}"
-        print(write_task_recipe(task, args.model, ROOT / "circuits" / f"{name}.toml", n_prompts=args.n, name=name))
-        print(write_task_recipe(task, args.model, ROOT / "circuits" / f"{name}-heldout.toml", n_prompts=args.n,
+        print(write_task_recipe(task, args.model, args.dir / f"{name}.toml", n_prompts=args.n, name=name))
+        print(write_task_recipe(task, args.model, args.dir / f"{name}-heldout.toml", n_prompts=args.n,
                                 skip=args.n, name=f"{name}-heldout"))

@@ -4,6 +4,7 @@ widgets and charts it should, on the shipped checkpoints (and on folders given a
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,8 +160,17 @@ def digits_roots(monkeypatch, digits_models):
     return digits_models
 
 
+def settled(at: AppTest) -> AppTest:
+    """The page run again once the parts it shows when ready (`ui.soon`) are ready, if it had to wait for any."""
+    if any("appear here when ready" in i.value for i in at.info):
+        assert sys.modules["ui"].wait_for_soon(TIMEOUT)
+        at.run()
+        assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
 def test_bilinear_spectra_page(digits_roots):
-    at = run_page("3_Bilinear_spectra.py")
+    at = settled(run_page("3_Bilinear_spectra.py"))
     assert at.selectbox(key="model").options == ["digits-bilinear"]  # only bilinear models are offered
     assert len(plotly_charts(at)) == 4  # spectrum, eigenvectors, truncation, per-class spectra
     assert [m.label for m in at.metric][:1] == ["Effective rank (Σ|λ|)²/Σλ²"]
@@ -178,6 +188,31 @@ def test_bilinear_spectra_page(digits_roots):
     assert len(plotly_charts(at)) == 2  # truncation and per-class spectra only
     heat = json.loads(plotly_charts(at)[1].proto.spec)["data"][0]
     assert heat["type"] == "heatmap"
+
+
+def test_bilinear_spectra_page_renders_before_the_whole_test_set_is_done(digits_roots, monkeypatch):
+    """The per-class spectra and truncation curve (the whole test set) are shown when ready, not waited for."""
+    import threading
+
+    run_page()
+    ui = sys.modules["ui"]
+    gate, real = threading.Event(), ui.eigen_report
+
+    def slow_eigen_report(path):
+        gate.wait(TIMEOUT)
+        return real(path)
+
+    monkeypatch.setattr(ui, "eigen_report", slow_eigen_report)
+    try:
+        at = run_page("3_Bilinear_spectra.py")
+        assert len(plotly_charts(at)) == 2  # spectrum and eigenvectors; the rest is on its way
+        assert any("appear here when ready" in i.value for i in at.info)
+    finally:
+        gate.set()
+    assert ui.wait_for_soon(TIMEOUT)
+    at.run()
+    assert not at.exception
+    assert len(plotly_charts(at)) == 4 and not any("appear here when ready" in i.value for i in at.info)
 
 
 @pytest.mark.parametrize("name, charts", [("digits-bilinear", 3), ("digits-cnn", 2), ("digits-relu", 2)])
@@ -685,3 +720,25 @@ def test_circuits_live_exact_graph_offers_each_basis(circuits_roots):
         assert int({m.label: m.value for m in at.metric}["Nodes shown"]) > 0
         scores = next(c.value for c in at.caption if "replacement score" in c.value)
         assert "replacement score 1.000" in scores and "completeness score 1.000" in scores, scores
+
+
+def test_the_launcher_passes_streamlit_its_options_and_the_app_its_folders(monkeypatch, tmp_path):
+    """`app/serve.py` (what `make app` runs): the app's folders are what follows `--`, as under `streamlit run`,
+    and the warm-up it starts before the server reads them."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("serve", ROOT / "app" / "serve.py")
+    serve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serve)
+    assert serve.app_args(["--server.port", "8502", "--", "--checkpoints", "/a", "--circuits", "/b"]) == \
+        ["--checkpoints", "/a", "--circuits", "/b"]
+    assert serve.app_args(["--server.port", "8502"]) == []
+    monkeypatch.setattr("sys.argv", ["app/serve.py"])
+    started = []
+    monkeypatch.syspath_prepend(str(ROOT / "app"))
+    import ui
+
+    monkeypatch.setattr(ui, "start_warm_up", lambda delay=0.0: started.append(catalog.roots_from(sys.argv[1:])))
+    serve.start_warm_up(["--server.headless", "true", "--", "--checkpoints", str(tmp_path)])
+    assert started and started[0].checkpoints == (tmp_path.resolve(),)
+    assert sys.argv == [str(ROOT / "app" / "Home.py"), "--checkpoints", str(tmp_path)]

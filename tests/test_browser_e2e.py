@@ -56,9 +56,9 @@ def server(circuits_copy):
     port = free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(ARTIFACTS / "streamlit.log", "w")
-    streamlit = Path(sys.executable).with_name("streamlit")
+    # As `make app` starts it: the launcher that starts the cache warm-up with the server, then `streamlit run`.
     proc = subprocess.Popen(
-        [str(streamlit), "run", "app/Home.py", "--server.address", "127.0.0.1", "--server.port", str(port),
+        [sys.executable, "app/serve.py", "--server.address", "127.0.0.1", "--server.port", str(port),
          "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "INTERP_CIRCUITS": str(circuits_copy),
@@ -152,6 +152,8 @@ def open_page(driver, url: str) -> float:
     start = time.perf_counter()
     driver.get(url)
     wait_for(driver, '[data-testid="stApp"]')
+    # Every page starts with its title: before it, the script has not started yet (and looks idle).
+    wait_for(driver, '[data-testid="stMain"] h1')
     wait_idle(driver, settle=0.2)
     seconds = time.perf_counter() - start
     name = url.rstrip("/").rsplit("/", 1)[-1] if url.count("/") > 2 else "Home"
@@ -262,6 +264,7 @@ return best;
 def click_graph_node(driver, names: list[str]) -> str:
     """Click, in the first chart, the marker of a trace in `names` (node types) that stands farthest
     from the others; return the node id it carries (its customdata)."""
+    wait_laid_out(driver)
     plot = wait_for(driver, ".js-plotly-plot")[0]
     found = driver.execute_script(LONELY_POINT_JS, plot, names)
     assert found is not None, f"no {names} nodes in the graph"
@@ -345,6 +348,44 @@ return [marks.length, clashes];
 """
 
 
+# The graph's width as laid out (the page's `meta.laid_out_for_px`, from the width the browser reported for its
+# column) and as drawn: the page reruns with the new width shortly after a window is resized.
+LAID_OUT_JS = """
+const plot = document.querySelector('.js-plotly-plot');
+if (!plot || !plot.layout || !plot.layout.meta) return null;
+return [plot.layout.meta.laid_out_for_px, plot.getBoundingClientRect().width];
+"""
+
+
+def wait_laid_out(driver, where: str = "") -> None:
+    """Wait until the graph is laid out for the width it is drawn at (after the page's rerun with that width)."""
+    def laid_out(d) -> bool:
+        try:
+            found = d.execute_script(LAID_OUT_JS)
+        except StaleElementReferenceException:
+            return False
+        return bool(found) and found[0] is not None and abs(found[0] - found[1]) <= 20
+
+    try:
+        WebDriverWait(driver, PAGE_TIMEOUT, poll_frequency=0.3).until(laid_out)
+    except TimeoutException:
+        screenshot(driver, "2_circuits_not_laid_out")
+        raise AssertionError(f"the graph was not laid out for the width it is drawn at {where}: "
+                             f"{driver.execute_script(LAID_OUT_JS)}") from None
+    wait_idle(driver)
+
+
+def assert_no_overlapping_markers(driver, window_width: int) -> None:
+    """At a `window_width` px window, once the graph is laid out for the width it is drawn at: no two node markers
+    overlap (from the drawn markers' own boxes)."""
+    driver.set_window_size(window_width, 1000)
+    wait_laid_out(driver, f"at a {window_width} px window")
+    plot = wait_for(driver, ".js-plotly-plot")[0]
+    n_markers, clashes = driver.execute_script(OVERLAPS_JS, plot)
+    assert n_markers > 10 and clashes == 0, \
+        f"{clashes} overlapping node markers among {n_markers} at a {window_width} px window"
+
+
 def button(driver, text: str):
     found = [b for b in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stButton"] button') if b.text.strip() == text]
     assert found, f"no button {text!r}"
@@ -376,9 +417,11 @@ def multiselect_pick(driver, label: str, option: str) -> None:
 def test_circuits_viewer_layout_labels_pins_and_supernodes(server, browser, circuits_copy):
     open_page(browser, server + "/Circuits")
     assert_no_exception(browser)
+    # No two node markers overlap, in a wide window and in a narrow one (the sidebar takes half of a 900 px window).
+    assert_no_overlapping_markers(browser, 900)
+    screenshot(browser, "2_circuits_graph_900")
+    assert_no_overlapping_markers(browser, 1400)
     plot = wait_for(browser, ".js-plotly-plot")[0]
-    n_markers, clashes = browser.execute_script(OVERLAPS_JS, plot)
-    assert n_markers > 10 and clashes == 0, f"{clashes} overlapping node markers among {n_markers}"
     # Every feature marker carries a label in its hover text.
     hovers = browser.execute_script(
         "return arguments[0].data.filter(t => t.mode === 'markers' && "

@@ -59,6 +59,20 @@ def test_no_two_node_markers_overlap_at_the_default_layout(per_cell):
     assert fig.layout.yaxis.ticktext[0] == "tokens" and fig.layout.yaxis.ticktext[-1] == "logits"
 
 
+@pytest.mark.parametrize("width", [460, 700, 900, 1400])
+@pytest.mark.parametrize("per_cell", [1, 8, 30])
+def test_markers_fit_the_width_the_figure_is_drawn_at(width, per_cell):
+    """The page lays the graph out for the width its column has (narrow beside the sidebar of a 900 px window):
+    no overlap at that width, and crowded cells fold more nodes rather than the figure growing wider."""
+    data = crowded_graph(per_cell, n_tokens=12)
+    fig = graph_figure(data, width_px=width)
+    assert fig.layout.width == width
+    assert marker_overlaps(fig) == []
+    drawn = sum(len(t.x) for t in fig.data if t.mode == "markers" and t.name != view.HIDDEN)
+    wider = graph_figure(data, width_px=width * 2)
+    assert sum(len(t.x) for t in wider.data if t.mode == "markers" and t.name != view.HIDDEN) >= drawn
+
+
 def test_crowded_cells_fold_the_rest_and_sum_their_links():
     data = crowded_graph(per_cell=30)
     lay = view.layout_graph(data, max_per_cell=10, k_links=None)

@@ -289,11 +289,12 @@ if node_ids and "node" not in st.session_state:
     st.session_state["node"] = node_ids[0]
 selected = st.session_state.get("node")
 
+# Markers are sized in pixels to stand apart at the width the chart is drawn at: the main column's, as the
+# browser reports it (`ui.column_width`; a narrow window lays the graph out again, narrower).
+chart_width = ui.column_width("graph_width")
 fig = viz.graph_figure(data, title=f"“{prompt}”", labels=labels, pinned=subgraph.pinned, selected=selected,
-                       k_links=k_links)
-fig.update_layout(clickmode="event+select", dragmode="pan")
-# The layout keeps markers apart at the figure's own width (900 px, the main column of a 1400 px window);
-# stretched wider they only move further apart.
+                       k_links=k_links, width_px=chart_width)
+fig.update_layout(clickmode="event+select", dragmode="pan", meta={"laid_out_for_px": chart_width})
 st.plotly_chart(fig, key="graph_chart", on_select="rerun", selection_mode="points", width="stretch")
 st.caption("Size: influence. Colour: type (errors and tokens faint). Links: blue positive, red negative, width "
            "|weight|. Hover for a label; click a node to select it; “+n more” markers fold a cell's least "
@@ -425,7 +426,8 @@ if subgraph.pinned:
     sub = graph_view.subgraph_view(full, subgraph)
     sub_labels = {**labels, **{n["node_id"]: n["clerp"] for n in sub["nodes"] if n["node_id"].startswith("supernode:")}}
     st.plotly_chart(viz.graph_figure(sub, title="Pinned subgraph (supernodes merged; links summed)", labels=sub_labels,
-                                     pinned=[n["node_id"] for n in sub["nodes"]], k_links=None, height_px=480),
+                                     pinned=[n["node_id"] for n in sub["nodes"]], k_links=None, height_px=480,
+                                     width_px=chart_width),
                     key="subgraph_chart", width="stretch")
 else:
     st.caption("Pin nodes (the Pin button above, or this list) to see them alone, group them into supernodes "

@@ -15,10 +15,6 @@ from interp.errors import InterpError  # noqa: E402
 roots = ui.roots()
 
 
-def report(path: str) -> dict:
-    return ui.eigen_report(path)  # cached in `ui`, and filled in the background when the server starts
-
-
 def spectrum(path: str, direction: str, n_vectors: int) -> dict:
     return ui.direction_spectrum(path, direction, n_vectors)
 
@@ -110,8 +106,13 @@ if not bilinear_classifiers:
 left, middle, right = st.columns([2, 2, 2])
 with left:
     chosen = ui.pick_checkpoint("Model", bilinear_classifiers, key="model", prefer=("fmnist-bilinear",))
-model, config, data = ui.open_image_model(chosen.path)
-names = data.class_names
+# The model alone (its config names the classes and the image shape): the test set is only needed by the
+# curves at the bottom, which load it in the background.
+try:
+    model, config = ui.image_model(str(chosen.path))
+except InterpError as e:
+    ui.fail(e)
+names, image_shape = ui.class_names_and_shape(config)
 labels = [f"{i}: {n}" for i, n in enumerate(names)]
 with middle:
     positive = st.selectbox("Output direction: class", labels, index=0, key="class_a")
@@ -139,7 +140,7 @@ else:
 
     st.plotly_chart(viz.spectrum_figure(result["top_eigenvalues"], title=f"Spectrum of Q for {title} (top 60 by |λ|)"),
                     key="spectrum")
-    shape = data.image_shape
+    shape = image_shape
     grid = viz.eigenvector_grid(result["top_eigenvectors"][:n_vectors], result["top_eigenvalues"][:n_vectors], shape,
                                 columns=min(4, n_vectors), title=f"Top {n_vectors} eigenvectors for {title} "
                                                                   "(red positive, blue negative)")
@@ -147,9 +148,19 @@ else:
     st.caption("Each logit is exactly Σₖ λₖ (vₖᵀx)²: an image drives the output by how strongly it matches "
                "each eigenvector, squared; positive λ push the output up, negative λ push it down.")
 
-curves = report(str(chosen.path))
-left, right = st.columns(2)
-with left:
-    st.plotly_chart(viz.truncation_figure(curves["truncation"], curves["full_accuracy"]), key="truncation")
-with right:
-    st.plotly_chart(viz.class_spectra_figure(curves["classes"]), key="class_spectra")
+# Every class's spectrum and the truncation curve on the whole test set take ~10 s the first time (the warm-up
+# computes them when the server starts): the page does not wait for them, it shows them when they are ready.
+try:
+    curves = ui.soon(ui.eigen_report, str(chosen.path))
+except InterpError as e:
+    ui.fail(e)
+if curves is None:
+    ui.poll_until_ready(ui.eigen_report, str(chosen.path),
+                        message="Computing the spectra of every class and the truncation curve on the test set "
+                                "(once per server; they appear here when ready)…")
+else:
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(viz.truncation_figure(curves["truncation"], curves["full_accuracy"]), key="truncation")
+    with right:
+        st.plotly_chart(viz.class_spectra_figure(curves["classes"]), key="class_spectra")

@@ -25,27 +25,44 @@ FEATURE_TYPES = ("cross layer transcoder", "attention sae feature")
 
 def view_graph(data: Mapping[str, Any], node_threshold: float = 1.0, edge_threshold: float = 1.0) -> dict[str, Any]:
     """A copy of the graph JSON `data` with only the nodes and links the thresholds keep."""
+    nodes = list(data["nodes"])
+    index = {n["node_id"]: i for i, n in enumerate(nodes)}
+    links = data["links"]
+    # The adjacency A[target, source] as the links fill it (a repeated pair: its last link's weight).
+    pairs = [(index[link["target"]], index[link["source"]]) for link in links]
+    entry: dict[tuple[int, int], float] = {}
+    for pair, link in zip(pairs, links):
+        entry[pair] = float(link["weight"])
+    if node_threshold == 1.0 and edge_threshold == 1.0:
+        # What `prune_adjacency` keeps at thresholds of 1.0, without forming A or computing influence (the
+        # default view of a saved graph, thousands of nodes: instant, and no torch to import): every node,
+        # and every link whose entry of A is not zero.
+        return {**data, "nodes": nodes, "links": [link for pair, link in zip(pairs, links) if entry[pair] != 0.0]}
     import torch
 
     from interp.graph.prune import prune_adjacency
 
-    nodes = list(data["nodes"])
-    index = {n["node_id"]: i for i, n in enumerate(nodes)}
     A = torch.zeros(len(nodes), len(nodes), dtype=torch.float64)
-    for link in data["links"]:
-        A[index[link["target"]], index[link["source"]]] = float(link["weight"])
+    if entry:
+        where = torch.tensor(list(entry), dtype=torch.long)
+        A[where[:, 0], where[:, 1]] = torch.tensor(list(entry.values()), dtype=torch.float64)
     kinds = [n.get("feature_type", "") for n in nodes]
     weights = torch.tensor([float(n.get("token_prob") or 0.0) if k == "logit" else 0.0
                             for n, k in zip(nodes, kinds)], dtype=torch.float64)
     if not weights.any():   # a graph without logit probabilities: weigh its logits alike
         weights = torch.tensor([1.0 if k == "logit" else 0.0 for k in kinds], dtype=torch.float64)
-    always = torch.tensor([k in ALWAYS_SHOWN for k in kinds])
-    is_feature = torch.tensor([k in FEATURE_TYPES for k in kinds])
+    always = torch.tensor([k in ALWAYS_SHOWN for k in kinds], dtype=torch.bool)
+    is_feature = torch.tensor([k in FEATURE_TYPES for k in kinds], dtype=torch.bool)
     pruned = prune_adjacency(A, weights, always, is_feature, node_threshold, edge_threshold)
-    kept = {nodes[i]["node_id"] for i in pruned.node_mask.nonzero().flatten().tolist()}
-    links = [link for link in data["links"] if link["source"] in kept and link["target"] in kept
-             and bool(pruned.edge_mask[index[link["target"]], index[link["source"]]])]
-    return {**data, "nodes": [n for n in nodes if n["node_id"] in kept], "links": links}
+    node_mask = pruned.node_mask
+    if pairs:
+        targets, sources = torch.tensor(pairs, dtype=torch.long).unbind(1)
+        keep = (node_mask[targets] & node_mask[sources] & pruned.edge_mask[targets, sources]).tolist()
+    else:
+        keep = []
+    kept_nodes = node_mask.tolist()
+    return {**data, "nodes": [n for n, k in zip(nodes, kept_nodes) if k],
+            "links": [link for link, k in zip(links, keep) if k]}
 
 
 # ---- what the Circuits page draws: layout, strongest links, labels, paths, pinned subgraphs -----------
@@ -157,25 +174,10 @@ class GraphLayout:
     n_hidden: int          # graph nodes folded into "hidden nodes" markers
 
 
-def layout_graph(data: Mapping[str, Any], labels: Mapping[str, str] | None = None, pinned: Sequence[str] = (),
-                 k_links: int | None = 3, max_nodes: int = 400, max_per_cell: int = 16, width_px: int = 900,
-                 height_px: int = 640, min_size: float = 6.0, max_size: float = 20.0, fill: float = 0.8,
-                 min_slot_px: float = 9.0) -> GraphLayout:
-    """The drawing of a graph JSON: tokens across (the prompt's tokens as labels), layers up; markers sized
-    by influence; links of the `k_links` strongest per node (None: all). At most `max_nodes` nodes, and
-    `max_per_cell` per (row, position) cell, are drawn (the most influential, pinned ones always); the rest
-    of each cell become one "hidden nodes" marker whose links are the sums of theirs. The figure grows
-    wider than `width_px` when the slots would be narrower than `min_slot_px`."""
-    labels = labels or {}
-    pinned_set = set(pinned)
-    nodes = list(data["nodes"])
-    tokens = list(data.get("metadata", {}).get("prompt_tokens") or [])
-    feature_layers = [_layer(n) for n in nodes if _kind(n) not in ("logit", "embedding")]
-    logit_layers = [_layer(n) - 1 for n in nodes if _kind(n) == "logit"]
-    n_layers = max(feature_layers + logit_layers + [0]) + 1 if (feature_layers or logit_layers) else 1
-    # Which nodes are drawn: always tokens, logits and pinned; then by influence.
-    ranked = sorted(nodes, key=lambda n: (not (_kind(n) in ALWAYS_SHOWN or n["node_id"] in pinned_set),
-                                          -importance(n)))
+def _cells(nodes: Sequence[Mapping[str, Any]], ranked: Sequence[Mapping[str, Any]], n_layers: int,
+           pinned_set: set[str], max_nodes: int, max_per_cell: int):
+    """Which nodes are drawn (tokens, logits and pinned always; then by influence, at most `max_nodes` and
+    `max_per_cell` per cell): (drawn members per cell, folded members per cell, marker id of every node)."""
     drawn_ids: set[str] = set()
     per_cell: dict[tuple, int] = {}
     for n in ranked:
@@ -199,22 +201,55 @@ def layout_graph(data: Mapping[str, Any], labels: Mapping[str, str] | None = Non
         agg = f"hidden:{cell[0][0]}.{cell[0][1]}:{cell[1]}"
         for n in members:
             owner[n["node_id"]] = agg
-    rows = sorted({cell[0] for cell in list(cells) + list(hidden)})
-    row_index = {r: i for i, r in enumerate(rows)}
-    positions = sorted({cell[1] for cell in list(cells) + list(hidden)} | set(range(len(tokens))))
-    widths = {p: 1 for p in positions}
-    for (row, p), members in cells.items():
-        widths[p] = max(widths[p], len(members) + (1 if (row, p) in hidden else 0))
-    for (row, p) in hidden:
-        widths[p] = max(widths[p], 1 + len(cells.get((row, p), [])))
+    return cells, hidden, owner
+
+
+def layout_graph(data: Mapping[str, Any], labels: Mapping[str, str] | None = None, pinned: Sequence[str] = (),
+                 k_links: int | None = 3, max_nodes: int = 400, max_per_cell: int = 16, width_px: int = 900,
+                 height_px: int = 640, min_size: float = 6.0, max_size: float = 20.0, fill: float = 0.8,
+                 min_slot_px: float = 9.0) -> GraphLayout:
+    """The drawing of a graph JSON: tokens across (the prompt's tokens as labels), layers up; markers sized
+    by influence; links of the `k_links` strongest per node (None: all). At most `max_nodes` nodes, and
+    `max_per_cell` per (row, position) cell, are drawn (the most influential, pinned ones always); the rest
+    of each cell become one "hidden nodes" marker whose links are the sums of theirs.
+
+    Markers are sized to fit at exactly `width_px` × `height_px` (give the width the figure is drawn at: a
+    narrower drawing would bring them together). Where a slot would be narrower than `min_slot_px` at that
+    width, cells draw fewer nodes each (folding more into their "+n more" marker); only when one node per
+    cell is still too many does the figure grow wider than `width_px`."""
+    labels = labels or {}
+    pinned_set = set(pinned)
+    nodes = list(data["nodes"])
+    tokens = list(data.get("metadata", {}).get("prompt_tokens") or [])
+    feature_layers = [_layer(n) for n in nodes if _kind(n) not in ("logit", "embedding")]
+    logit_layers = [_layer(n) - 1 for n in nodes if _kind(n) == "logit"]
+    n_layers = max(feature_layers + logit_layers + [0]) + 1 if (feature_layers or logit_layers) else 1
+    # Which nodes are drawn: always tokens, logits and pinned; then by influence.
+    ranked = sorted(nodes, key=lambda n: (not (_kind(n) in ALWAYS_SHOWN or n["node_id"] in pinned_set),
+                                          -importance(n)))
+    margin = {"l": 70, "r": 20, "t": 50, "b": 130}
+    fit_w = width_px - margin["l"] - margin["r"]
     gap = 0.6
+    cap = max(1, max_per_cell)
+    while True:
+        cells, hidden, owner = _cells(nodes, ranked, n_layers, pinned_set, max_nodes, cap)
+        rows = sorted({cell[0] for cell in list(cells) + list(hidden)})
+        row_index = {r: i for i, r in enumerate(rows)}
+        positions = sorted({cell[1] for cell in list(cells) + list(hidden)} | set(range(len(tokens))))
+        widths = {p: 1 for p in positions}
+        for (row, p), members in cells.items():
+            widths[p] = max(widths[p], len(members) + (1 if (row, p) in hidden else 0))
+        for (row, p) in hidden:
+            widths[p] = max(widths[p], 1 + len(cells.get((row, p), [])))
+        total = max(sum(widths.values()) + gap * (len(positions) - 1), 1.0)
+        if total * min_slot_px <= fit_w or cap == 1:
+            break
+        cap = max(1, min(cap - 1, int(cap * 0.75)))  # fewer per cell: the rest fold into "+n more"
     start, x = {}, 0.0
     for p in positions:
         start[p] = x
         x += widths[p] + gap
-    total = max(x - gap, 1.0)
-    margin = {"l": 70, "r": 20, "t": 50, "b": 130}
-    plot_w = max(width_px - margin["l"] - margin["r"], total * min_slot_px)
+    plot_w = max(fit_w, total * min_slot_px)
     width_px = int(math.ceil(plot_w + margin["l"] + margin["r"]))
     plot_h = height_px - margin["t"] - margin["b"]
     slot_px = plot_w / total
