@@ -130,5 +130,6 @@ def test_sweep_commands_parse_back_to_the_same_options():
         parsed = dict(dataset=args.dataset, arch=args.arch, epochs=args.epochs, hidden=args.hidden,
                       embed=args.embed or None, bias=args.bias, noise=args.noise, wd=args.wd, lr=args.lr,
                       batch_size=args.batch_size, seed=args.seed, warmup_frac=args.warmup,
-                      rank_penalty=args.rank_penalty, rank_keep=args.rank_keep, rank_every=args.rank_every)
+                      rank_penalty=args.rank_penalty, rank_keep=args.rank_keep, rank_every=args.rank_every,
+                      shift=args.shift)
         assert replace(options, **parsed) == options, name

@@ -360,3 +360,64 @@ def test_shipped_cnn_accuracy_equals_a_hand_convolution_forward():
     with torch.no_grad():
         assert accuracy(model, split) == pytest.approx(by_hand, abs=1e-12)
     assert by_hand > 0.8
+
+
+# ---- random-translation augmentation (--shift) ----
+
+def test_shift_images_equals_a_hand_shift():
+    """Each image moves by its own (dy, dx), zero-filled and not wrapped, as written out by hand."""
+    from interp.train.classifier import shift_images
+
+    a = torch.arange(1.0, 17.0).reshape(4, 4)  # 1..16, row by row
+    b = -a
+    # a: down 1, left 2; b: up 2, right 1
+    out = shift_images(torch.stack([a.flatten(), b.flatten()]), 4, torch.tensor([1, -2]), torch.tensor([-2, 1]))
+    hand_a = torch.tensor([[0., 0., 0., 0.],
+                           [3., 4., 0., 0.],
+                           [7., 8., 0., 0.],
+                           [11., 12., 0., 0.]])
+    hand_b = -torch.tensor([[0., 9., 10., 11.],
+                            [0., 13., 14., 15.],
+                            [0., 0., 0., 0.],
+                            [0., 0., 0., 0.]])
+    assert torch.equal(out[0].reshape(4, 4), hand_a)
+    assert torch.equal(out[1].reshape(4, 4), hand_b)
+    # a real digit, shifted right by 3 with the definition out[i, j] = x[i, j - 3] (0 outside)
+    digit = load_digits().train.images[0].reshape(8, 8)
+    hand = torch.zeros(8, 8)
+    for i in range(8):
+        for j in range(3, 8):
+            hand[i, j] = digit[i, j - 3]
+    assert torch.equal(shift_images(digit.reshape(1, 64), 8, torch.tensor([0]), torch.tensor([3]))[0], hand.flatten())
+    # no offset: unchanged
+    assert torch.equal(shift_images(digit.reshape(1, 64), 8, torch.tensor([0]), torch.tensor([0]))[0], digit.flatten())
+
+
+def test_random_shift_draws_offsets_in_range_from_the_generator():
+    from interp.train.classifier import random_shift, shift_images
+
+    x = torch.rand(500, 784)
+    out = random_shift(x, 2, torch.Generator().manual_seed(3))
+    offsets = torch.randint(-2, 3, (500, 2), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(out, shift_images(x, 28, offsets[:, 0], offsets[:, 1]))  # side 28 from the input size
+    assert set(offsets.flatten().tolist()) == {-2, -1, 0, 1, 2}
+    assert torch.equal(out, random_shift(x, 2, torch.Generator().manual_seed(3)))  # reproducible
+
+
+def test_shift_is_recorded_and_reproducible(tmp_path):
+    args = ["train", "classifier", "--dataset", "digits", "--epochs", "2", "--hidden", "16", "--quiet", "--seed", "7"]
+    for name, extra in (("a", ["--shift", "1"]), ("b", ["--shift", "1"]), ("c", [])):
+        assert main(args + extra + ["--out", str(tmp_path / name)]) == 0
+    a, b, c = ((tmp_path / x / "model.safetensors").read_bytes() for x in "abc")
+    assert a == b and a != c
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["options"]["shift"] == 1 and metrics["command"].endswith("--shift 1")
+    assert "--shift" not in json.loads((tmp_path / "c" / "metrics.json").read_text())["command"]
+
+
+def test_negative_shift_is_refused_in_one_line(run_cli, tmp_path):
+    code, out, err = run_cli(*TRAIN, "--out", tmp_path / "s", "--shift", "-1")
+    lines = [l for l in err.strip().splitlines() if l]
+    assert code == 2 and out == "" and len(lines) == 1, err
+    assert "argument --shift: must be an integer ≥ 0, got -1" in lines[0]
+    assert not (tmp_path / "s").exists()

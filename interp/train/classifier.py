@@ -69,12 +69,39 @@ def cosine_schedule(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def shift_images(x: torch.Tensor, side: int, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """Translate each flattened `side` × `side` image of `x` (shape (B, side²)) down by `dy[b]` and right by
+    `dx[b]` pixels (negative: up / left): out[b, i, j] = x[b, i - dy[b], j - dx[b]], and 0 where that pixel
+    lies outside the image (zero fill, no wrap-around). Returns shape (B, side²)."""
+    b = x.shape[0]
+    if x.shape[1] != side * side:
+        raise InterpError(f"cannot shift inputs of size {x.shape[1]} as {side} × {side} images")
+    pad = int(max(dy.abs().max().item(), dx.abs().max().item())) if b else 0
+    width = side + 2 * pad
+    padded = nn.functional.pad(x.reshape(b, side, side), (pad, pad, pad, pad)).reshape(b, width * width)
+    grid = torch.arange(side, device=x.device)
+    rows = grid[None, :, None] - dy.long().to(x.device)[:, None, None] + pad  # (B, side, 1)
+    cols = grid[None, None, :] - dx.long().to(x.device)[:, None, None] + pad  # (B, 1, side)
+    return padded.gather(1, (rows * width + cols).reshape(b, side * side))
+
+
+def random_shift(x: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
+    """`shift_images` by a uniform random (dy, dx) in [-shift, shift]² per image, drawn from `generator`;
+    the images are square, their side derived from the input size (28 for Fashion-MNIST, 8 for digits)."""
+    side = math.isqrt(x.shape[1])
+    if side * side != x.shape[1]:
+        raise InterpError(f"--shift needs square images; inputs of size {x.shape[1]} are not")
+    offsets = torch.randint(-shift, shift + 1, (x.shape[0], 2), generator=generator)
+    return shift_images(x, side, offsets[:, 0], offsets[:, 1])
+
+
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
         images: torch.Tensor, labels: torch.Tensor, epochs: int, batch_size: int, generator: torch.Generator,
         noise: float = 0.0, desc: str = "train", quiet: bool = False, device: torch.device | str = "cpu",
-        penalty: Callable[[], torch.Tensor] | None = None, penalty_every: int = 1) -> float:
-    """The shared epoch loop: shuffle with `generator`, optional Gaussian input noise, cross-entropy, one
-    optimizer and scheduler step per batch. Returns the mean training loss of the last epoch.
+        penalty: Callable[[], torch.Tensor] | None = None, penalty_every: int = 1, shift: int = 0) -> float:
+    """The shared epoch loop: shuffle with `generator`, optional random translation (`shift` pixels at
+    most, flattened square images only) then Gaussian input noise, cross-entropy, one optimizer and
+    scheduler step per batch. Returns the mean training loss of the last epoch.
 
     `penalty` (a weight regulariser, if any) is added every `penalty_every` steps, scaled by
     `penalty_every` so that its average pull does not depend on how often it is paid for."""
@@ -89,6 +116,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.opt
         for i in range(0, n, batch_size):
             idx = order[i:i + batch_size]
             x = images[idx]
+            if shift > 0:
+                x = random_shift(x, shift, generator)
             if noise > 0:
                 x = x + noise * torch.randn(x.shape, generator=generator)
             loss = nn.functional.cross_entropy(model(x.to(device)), labels[idx].to(device))
@@ -137,7 +166,7 @@ def train_classifier(dataset: ImageDataset, options: TrainOptions, quiet: bool =
     start = time.perf_counter()
     loss_value = fit(model, optimizer, scheduler, images, labels, options.epochs, options.batch_size, generator,
                      noise=options.noise, desc=f"train {options.arch}", quiet=quiet, device=device,
-                     penalty=penalty, penalty_every=options.rank_every)
+                     penalty=penalty, penalty_every=options.rank_every, shift=options.shift)
     seconds = time.perf_counter() - start
 
     model = model.cpu().eval()

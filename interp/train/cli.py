@@ -34,7 +34,8 @@ def train_classifier_command(args: argparse.Namespace) -> dict[str, Any]:
     options = TrainOptions(dataset=args.dataset, arch=args.arch, epochs=args.epochs, hidden=args.hidden,
                            embed=args.embed or None, bias=args.bias, noise=args.noise, wd=args.wd, lr=args.lr,
                            batch_size=args.batch_size, seed=args.seed, warmup_frac=args.warmup,
-                           rank_penalty=args.rank_penalty, rank_keep=args.rank_keep, rank_every=args.rank_every)
+                           rank_penalty=args.rank_penalty, rank_keep=args.rank_keep, rank_every=args.rank_every,
+                           shift=args.shift)
     command = _canonical_command(args)
     with torch_threads(args.threads):
         metrics = train_and_save(args.out, options, data_dir=args.data_dir, quiet=args.quiet, command=command,
@@ -54,6 +55,8 @@ def _canonical_command(args: argparse.Namespace) -> str:
     if args.rank_penalty > 0:
         parts += ["--rank-penalty", str(args.rank_penalty), "--rank-keep", str(args.rank_keep),
                   "--rank-every", str(args.rank_every)]
+    if args.shift > 0:
+        parts += ["--shift", str(args.shift)]
     if args.data_dir is not None:
         parts += ["--data-dir", str(args.data_dir)]
     return " ".join(shlex.quote(p) for p in parts)
@@ -117,6 +120,9 @@ def register(cli) -> None:
                    help="eigen-components per class left free by --rank-penalty")
     p.add_argument("--rank-every", type=positive_int, default=DEFAULTS.rank_every,
                    help="pay the rank penalty every N steps (scaled by N; it costs one batched eigvalsh)")
+    p.add_argument("--shift", type=non_negative_int, default=DEFAULTS.shift,
+                   help="random-translation augmentation: move each training image by up to this many pixels "
+                        "in each direction, zero-filled (0: off)")
     p.add_argument("--seed", type=non_negative_int, default=DEFAULTS.seed)
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the Fashion-MNIST .gz files")

@@ -95,3 +95,6 @@ class TrainOptions:
     rank_penalty: float = 0.0
     rank_keep: int = 10
     rank_every: int = 10
+    # Random-translation augmentation: each training image moves by a uniform random (dy, dx) in
+    # [-shift, shift]² pixels, zero-filled (not wrapped), drawn from the seeded generator (0: off).
+    shift: int = 0
