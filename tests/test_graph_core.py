@@ -10,9 +10,15 @@ from graph_helpers import tiny_dictionaries, tiny_model
 
 from interp.errors import InterpError
 from interp.graph.attribution import attribute, constant_terms
-from interp.graph.influence import node_influence, normalize_rows
+from interp.graph.influence import edge_influence, node_influence, normalize_rows
 from interp.graph.interventions import Intervention, intervene
-from interp.graph.prune import hierarchical_attribution, prune
+from interp.graph.prune import (
+    find_threshold,
+    find_threshold_with_zeros,
+    hierarchical_attribution,
+    prune,
+    prune_adjacency,
+)
 from interp.graph.replacement import ReplacementModel
 from interp.graph.scores import graph_scores
 
@@ -233,6 +239,114 @@ def test_pruning_keeps_everything_at_thresholds_one_and_less_below(built):
     assert bool(small.node_mask[t].all() and small.node_mask[s].all())
     with pytest.raises(InterpError):
         prune(graph, 1.5, 0.9)
+
+
+def _reference_threshold(scores, threshold):
+    ordered = scores.sort(descending=True).values
+    cumulative = ordered.cumsum(0) / ordered.sum().clamp(min=1e-30)
+    index = int(torch.searchsorted(cumulative, torch.tensor(threshold, dtype=cumulative.dtype)))
+    return ordered[min(index, len(ordered) - 1)]
+
+
+def _reference_prune(A, weights, always, is_feature, node_threshold, edge_threshold):
+    """The pruning rule written out densely, as it was first implemented: every [n, n] matrix formed and all n²
+    edge scores sorted. `prune_adjacency` must keep exactly the same nodes and edges."""
+    n = A.shape[0]
+    scores = node_influence(A, weights)
+    if node_threshold >= 1.0:
+        node_mask = torch.ones(n, dtype=torch.bool)
+    else:
+        node_mask = (scores >= _reference_threshold(scores, node_threshold)) | always
+    pruned = A.clone()
+    pruned[~node_mask] = 0
+    pruned[:, ~node_mask] = 0
+    if edge_threshold >= 1.0:
+        edge_mask = pruned != 0
+    else:
+        edge_scores = edge_influence(pruned, weights)
+        edge_mask = (edge_scores >= _reference_threshold(edge_scores.flatten(), edge_threshold)) & (pruned != 0)
+    if node_threshold < 1.0 or edge_threshold < 1.0:
+        while True:
+            before = node_mask.clone()
+            edge_mask[~node_mask] = False
+            edge_mask[:, ~node_mask] = False
+            node_mask &= always | edge_mask.any(0)
+            node_mask &= ~is_feature | edge_mask.any(1)
+            if torch.equal(before, node_mask):
+                break
+    return node_mask, edge_mask, scores
+
+
+def _random_graph(seed, n, density, dtype):
+    """A random acyclic graph in a shuffled node order: tokens and errors (sources only), features, logits. Weights
+    from a few values (ties within and across rows) and explicit zeros (+0 and -0, entries that are no edge)."""
+    g = torch.Generator().manual_seed(seed)
+    n_tokens, n_errors, n_logits = 3, 4, 3
+    values = torch.tensor([-2.0, -1.0, -0.5, 0.0, -0.0, 0.5, 1.0, 2.0], dtype=dtype)
+    # Topological order: tokens, errors, features, logits; an edge goes from a lower to a higher index.
+    A = values[torch.randint(len(values), (n, n), generator=g)]
+    A *= torch.rand(n, n, generator=g) < density
+    A = torch.tril(A, diagonal=-1)
+    A[:n_tokens + n_errors] = 0                          # tokens and errors have no incoming edges
+    A[:, n - n_logits:] = 0                              # logits have no outgoing ones
+    A[n - n_logits:, :n_tokens] = 0.5                    # every logit reads a token
+    if seed % 2:                                         # some features exactly alike: ties in influence
+        A[n - n_logits:, n - n_logits - 2] = A[n - n_logits:, n - n_logits - 1]
+    weights = torch.zeros(n, dtype=dtype)
+    weights[n - n_logits:] = torch.tensor([0.5, 0.25, 0.25], dtype=dtype)
+    always = torch.zeros(n, dtype=torch.bool)
+    always[:n_tokens] = True
+    always[n - n_logits:] = True
+    is_feature = torch.zeros(n, dtype=torch.bool)
+    is_feature[n_tokens + n_errors:n - n_logits] = True
+    order = torch.randperm(n, generator=g)
+    return A[order][:, order], weights[order], always[order], is_feature[order]
+
+
+THRESHOLDS = [0.0, 0.5, 0.8, 0.9, 0.98, 0.9999999999999999, 1.0]
+
+
+@pytest.mark.parametrize("seed, n, density, dtype", [(0, 40, 0.3, torch.float64), (1, 80, 0.1, torch.float64),
+                                                     (2, 150, 0.05, torch.float64), (3, 60, 0.6, torch.float64),
+                                                     (4, 90, 0.2, torch.float32), (5, 12, 0.0, torch.float64)])
+def test_pruning_keeps_exactly_what_the_dense_reference_keeps(seed, n, density, dtype):
+    """Bit for bit: influence is computed by the same operations, the edge threshold over the edges alone equals
+    the one over all n² scores, and the dangling-node loop over edge lists equals the one over [n, n] masks."""
+    A, weights, always, is_feature = _random_graph(seed, n, density, dtype)
+    for node_threshold in THRESHOLDS:
+        for edge_threshold in THRESHOLDS:
+            node_mask, edge_mask, scores = _reference_prune(A, weights, always, is_feature, node_threshold,
+                                                            edge_threshold)
+            pruned = prune_adjacency(A, weights, always, is_feature, node_threshold, edge_threshold)
+            assert torch.equal(pruned.node_mask, node_mask), (node_threshold, edge_threshold)
+            assert torch.equal(pruned.edge_mask, edge_mask), (node_threshold, edge_threshold)
+            assert torch.equal(pruned.influence, scores)
+
+
+def test_threshold_over_the_nonzero_scores_equals_the_one_over_all():
+    g = torch.Generator().manual_seed(0)
+    # Small edge cases and draws with zero and tied scores; then many plain draws of a size at which a sum of
+    # the values alone and one of the values padded with zeros round differently now and then.
+    cases = [(0, 5, True), (1, 0, True), (7, 0, True), (50, 3, True), (5000, 195_000, True), (500, 19_500, True)]
+    cases += [(500, 19_500, False)] * 30
+    for dtype in (torch.float64, torch.float32):
+        for k, zeros, zeros_and_ties in cases:
+            values = torch.rand(k, generator=g, dtype=dtype)
+            if zeros_and_ties:
+                values[torch.rand(k, generator=g) < 0.05] = 0.0
+                tied = torch.rand(k, generator=g) < 0.1
+                values[tied] = values[torch.randint(0, max(k, 1), (int(tied.sum()),), generator=g)]
+            full = torch.cat([values, torch.zeros(zeros, dtype=dtype)])[torch.randperm(k + zeros, generator=g)]
+            # Besides the usual thresholds, knife edges: thresholds equal to cumulative shares of the full sort,
+            # where a total rounded otherwise (summed without the zeros: a sum's rounding depends on its
+            # length) would move the threshold.
+            ordered = full.sort(descending=True).values
+            cumulative = ordered.cumsum(0) / ordered.sum().clamp(min=1e-30)
+            edges = [float(cumulative[i]) for i in torch.randint(0, max(k, 1), (20,), generator=g).tolist()]
+            for threshold in THRESHOLDS + edges:
+                expected = find_threshold(full, threshold)
+                got = find_threshold_with_zeros(values, torch.empty(k + zeros, dtype=dtype), threshold)
+                assert torch.equal(got, expected), (dtype, k, zeros, threshold)
 
 
 def test_influence_series_equals_matrix_inverse(built):
