@@ -13,8 +13,13 @@ import torch
 
 
 def normalize_rows(matrix: torch.Tensor) -> torch.Tensor:
-    a = matrix.abs()
-    return a / a.sum(dim=1, keepdim=True).clamp(min=1e-10)
+    return normalize_rows_(matrix.abs())
+
+
+def normalize_rows_(absolute: torch.Tensor) -> torch.Tensor:
+    """`normalize_rows` in place on a buffer already holding |values| (pruning reuses one [n, n] buffer: a fresh
+    one costs more than the arithmetic on it, ~0.1 s of page faults for 190 MB)."""
+    return absolute.div_(absolute.sum(dim=1, keepdim=True).clamp(min=1e-10))
 
 
 def influence(normalized: torch.Tensor, logit_weights: torch.Tensor, max_iter: int = 1000) -> torch.Tensor:

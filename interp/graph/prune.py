@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from interp.errors import InterpError
-from interp.graph.influence import influence
+from interp.graph.influence import influence, normalize_rows_
 
 if TYPE_CHECKING:  # the viewer prunes graph JSONs without importing TransformerLens (attribution does)
     from interp.graph.attribution import AttributionGraph
@@ -52,13 +52,6 @@ def find_threshold_with_zeros(values: torch.Tensor, scratch: torch.Tensor, thres
     return torch.zeros((), dtype=values.dtype) if len(padded) > len(ordered) else ordered[-1]
 
 
-def normalize_rows_(absolute: torch.Tensor) -> torch.Tensor:
-    """`interp.graph.influence.normalize_rows` of a matrix, in place on a buffer holding its |values|: the
-    same operations, so the same bits. A fresh [n, n] buffer costs more than the arithmetic on it
-    (4,855 nodes: 190 MB, ~0.1 s of page faults each), so pruning reuses one."""
-    return absolute.div_(absolute.sum(dim=1, keepdim=True).clamp(min=1e-10))
-
-
 @dataclass
 class Pruned:
     node_mask: torch.Tensor         # [n] bool
@@ -92,7 +85,7 @@ def prune_adjacency(A: torch.Tensor, weights: torch.Tensor, always: torch.Tensor
     n = A.shape[0]
     # Influence stays dense, computed with the same operations as `node_influence` / `edge_influence`: a
     # sparse product would sum in another order and round differently, which could move a node or an
-    # edge across a threshold. Both stages share one [n, n] buffer (see `normalize_rows_`).
+    # edge across a threshold. Both stages share one [n, n] buffer (`normalize_rows_` works in place).
     buffer = normalize_rows_(torch.abs(A))
     scores = influence(buffer, weights)
     if node_threshold >= 1.0:

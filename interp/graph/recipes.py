@@ -30,7 +30,7 @@ from interp.graph.ablation import ablation_drops
 from interp.graph.features import corpus_windows, feature_cards
 from interp.graph.pipeline import extract
 from interp.graph.setup import load_setup
-from interp.io import write_json
+from interp.io import read_json, write_json
 from interp.results import Result
 
 RECIPE_KEYS = {"name": str, "description": str, "model": str, "transcoders": str, "attn_saes": str, "graph_mode": str,
@@ -290,9 +290,7 @@ def write_task_recipe(task: str, model_dir: str | Path, out_path: str | Path, n_
     setup = load_setup(model_dir, mode=graph_mode)
     # A model of the structural corpus gets the structural held-out sets (unmarked repeats, unseen IOI frames,
     # brackets at its trained depth); a planted-corpus model the planted ones.
-    recorded = Path(model_dir) / "config.json"
-    options = json.loads(recorded.read_text()).get("train_options") if recorded.is_file() else None
-    config = corpus_config_from_options(options if isinstance(options, dict) else None)
+    config = corpus_config_from_options(read_json(Path(model_dir) / "config.json", "model config").get("train_options"))
     chosen = []
     for ex in task_examples(task, n=200, config=config):
         tokens = setup.encode(ex.prompt)
