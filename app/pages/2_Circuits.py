@@ -39,24 +39,24 @@ LIVE_THRESHOLDS, SAVED_THRESHOLDS = (0.8, 0.98), (1.0, 1.0)
 
 # ---- cached heavy work ------------------------------------------------------------------------------
 
-def setup_key(mode: str, basis: str | None = None, prompt: str = "", target: str = "", contrast=None) -> str:
-    """The cache key of a replacement model: its graph mode, and for bilinear-exact its basis. The eigen basis
-    is set from each prompt's target direction, so an eigen setup belongs to one prompt, target and contrast."""
+def setup_key(mode: str, basis: str | None = None, prompt: str = "", target: str = "", contrast=None) -> tuple:
+    """The cache key of a replacement model: (graph mode, basis, what an eigen basis was set for). Only
+    bilinear-exact has a basis; the eigen basis is set from each prompt's target direction, so an eigen setup
+    belongs to one prompt, target and contrast."""
     if mode != "bilinear-exact":
-        return mode
+        return (mode, None, None)
     basis = basis or "hidden"
-    return f"{mode}|{basis}" + (f"|{prompt}|{target}|{contrast}" if basis == "eigen" else "")
+    return (mode, basis, (prompt, target, contrast) if basis == "eigen" else None)
 
 
 @st.cache_resource(show_spinner="Loading the model and its dictionaries…", max_entries=4)
-def setup_for(model_dir: str, mode: str):
-    graph_mode, _, rest = mode.partition("|")
-    basis = rest.split("|")[0] if rest else "hidden"
-    return model_side()[0].load_setup(model_dir, mode=graph_mode, basis=basis)
+def setup_for(model_dir: str, mode: tuple):
+    graph_mode, basis, _ = mode
+    return model_side()[0].load_setup(model_dir, mode=graph_mode, basis=basis or "hidden")
 
 
 @st.cache_data(show_spinner="Reading the feature's bilinear MLP from its weights…", max_entries=32)
-def weights_vs_edges(model_dir: str, mode: str, prompt: str, target: str, contrast, nid: str) -> dict:
+def weights_vs_edges(model_dir: str, mode: tuple, prompt: str, target: str, contrast, nid: str) -> dict:
     """The selected MLP feature's input pairs from the weights against its incoming edges on the prompt
     (`interp.graph.agreement`), on the unpruned graph of the prompt (incoming edges do not depend on the target)."""
     from interp.graph.agreement import node_index, weights_vs_edges as compare
@@ -67,14 +67,14 @@ def weights_vs_edges(model_dir: str, mode: str, prompt: str, target: str, contra
 
 
 @st.cache_resource(show_spinner="Extracting the attribution graph…", max_entries=8)
-def extraction(model_dir: str, mode: str, prompt: str, target: str, contrast: tuple[str, str] | None):
+def extraction(model_dir: str, mode: tuple, prompt: str, target: str, contrast: tuple[str, str] | None):
     setup = setup_for(model_dir, mode)
     return model_side()[1].extract(setup, prompt, target=target or None, contrast=contrast, node_threshold=1.0,
                            edge_threshold=1.0, slug="live")
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def pruned_json(model_dir: str, mode: str, prompt: str, target: str, contrast, node_threshold: float,
+def pruned_json(model_dir: str, mode: tuple, prompt: str, target: str, contrast, node_threshold: float,
                 edge_threshold: float) -> dict:
     ex = extraction(model_dir, mode, prompt, target, contrast)
     pruned = model_side()[3].prune(ex.graph, node_threshold, edge_threshold)
@@ -89,26 +89,26 @@ saved_graph, saved_view, saved_cards = ui.saved_graph, ui.saved_view, ui.saved_c
 
 
 @st.cache_resource(show_spinner="Feature activations over the corpus…")
-def corpus_tokens(model_dir: str, mode: str):
+def corpus_tokens(model_dir: str, mode: tuple):
     return model_side()[4].corpus_windows(setup_for(model_dir, mode), CORPUS_SEQUENCES, CORPUS_SEED)
 
 
 @st.cache_data(show_spinner="Computing the feature card…", max_entries=64)
-def live_feature_card(model_dir: str, mode: str, kind: str, layer: int, feature: int) -> dict:
+def live_feature_card(model_dir: str, mode: tuple, kind: str, layer: int, feature: int) -> dict:
     setup = setup_for(model_dir, mode)
     return model_side()[4].feature_card(setup.replacement, kind, layer, feature, corpus_tokens(model_dir, mode),
                                      setup.vocab)
 
 
 @st.cache_data(show_spinner="Labelling the features…", max_entries=16)
-def live_cards(model_dir: str, mode: str, features: tuple) -> dict:
+def live_cards(model_dir: str, mode: tuple, features: tuple) -> dict:
     setup = setup_for(model_dir, mode)
     cards = model_side()[4].feature_cards(setup.replacement, set(features), corpus_tokens(model_dir, mode), setup.vocab)
     return {f"{card['kind']}:{card['layer']}:{card['feature']}": card for card in cards}
 
 
 @st.cache_data(show_spinner="Ablating…", max_entries=64)
-def ablation(model_dir: str, mode: str, prompt: str, kind: str, layer: int, pos: int, feature: int, how: str) -> dict:
+def ablation(model_dir: str, mode: tuple, prompt: str, kind: str, layer: int, pos: int, feature: int, how: str) -> dict:
     setup = setup_for(model_dir, mode)
     interventions = model_side()[5]
     result = interventions.intervene(setup.replacement, setup.encode(prompt),
@@ -351,7 +351,7 @@ if where is not None:
         st.info("No feature JSON beside this graph and no model to compute one from.")
     # Weights beside activations: for an MLP feature of a bilinear LM, the input pairs its weights say drive it,
     # against its incoming edges on this prompt. On demand: it needs the model and the unpruned graph.
-    if where.kind == "mlp" and model is not None and model.arch == "bilinear" and not mode.startswith("transcoder"):
+    if where.kind == "mlp" and model is not None and model.arch == "bilinear" and not mode[0].startswith("transcoder"):
         if st.toggle("Compare with the weights", key="weights_vs_edges",
                      help="the input pairs that drive this feature according to the bilinear MLP's weights, next "
                           "to its strongest incoming edges in the graph, and how far they agree"):
