@@ -156,6 +156,9 @@ def test_heldout_ioi_families_never_occur_in_structural_training_text():
     for family, template in parts.items():  # the check can fire: every training family occurs in the same text
         if family not in held:
             assert _family_pattern(template).search(text), family
+    # "met" is read before a name in ordinary sentences (never in a held-out frame, checked above)
+    names = "|".join(corpus.NAMES)
+    assert re.search(rf"(?:^| )met (?:{names}) (?:\.|{'|'.join(corpus.PREPOSITIONS + corpus.ADVERBS)})", text)
     # and every held-out evaluation prompt is made of at least one held-out family
     for ex in corpus.ioi_frame_examples(STRUCTURAL, 100):
         assert any(_family_pattern(parts[f]).search(ex.prompt) for f in held), ex.prompt

@@ -273,3 +273,26 @@ def test_graph_info_refuses_nan_numbers_and_positions_past_the_prompt(run_cli, t
     code, stdout, err = run_cli("graph-info", bad, "--json")
     _one_error_line(code, stdout, err)
     assert stdout == "" and message in err
+
+
+def test_feature_card_windows_come_from_the_corpus_the_model_was_trained_on():
+    """A structural-corpus model's feature cards show its own text (unmarked repeats, IOI frames), the planted
+    models' cards the planted text."""
+    import random
+
+    from interp.data import corpus
+    from interp.graph.features import corpus_windows
+    from interp.graph.setup import load_setup
+
+    root = Path(__file__).resolve().parents[1] / "checkpoints"
+    for name, kind in (("lm-bilinear-structural", "structural"), ("lm-bilinear", "planted")):
+        setup = load_setup(root / name)
+        assert setup.corpus_config.kind == kind
+        windows = corpus_windows(setup, 3, seed=7)
+        rng = random.Random(7)
+        by_hand = [corpus.training_sequence(setup.tokenizer, rng, 64, setup.corpus_config) for _ in range(3)]
+        assert windows.tolist() == by_hand
+    planted = corpus.training_tokens(setup.tokenizer, 3, 64, 7)
+    structural = corpus.training_tokens(setup.tokenizer, 3, 64, 7, corpus.CorpusConfig(kind="structural",
+                                                                                   bracket_depth=6))
+    assert planted != structural

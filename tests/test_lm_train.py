@@ -219,10 +219,21 @@ def _hand_accuracies(lm, n: int) -> dict[str, float]:
             out[f"induction_{kind}"] = correct / total
         correct = 0
         examples = corpus.ioi_frame_examples(None, n)
+        by_family = {f: [0, 0] for f in corpus.IOI_HELDOUT_FAMILIES}
+        parts = {**corpus.IOI_INTROS, **corpus.IOI_GIVINGS}
         for ex in examples:
             logits = lm.model(torch.tensor([tok.encode(ex.prompt)]), return_type="logits")[0, -1]
-            correct += int(logits.argmax()) == tok.token_id(ex.target)
+            right = int(logits.argmax()) == tok.token_id(ex.target)
+            correct += right
+            for family in by_family:  # a family's fixed words, in order, with one word per slot
+                fixed = [w if not w.startswith("{") else None for w in parts[family].split()]
+                words = ex.prompt.split()
+                if any(all(f is None or f == w for f, w in zip(fixed, words[i:i + len(fixed)]))
+                       for i in range(len(words) - len(fixed) + 1)):
+                    by_family[family][0] += right
+                    by_family[family][1] += 1
         out["ioi_unseen_frames"] = correct / len(examples)
+        out["by_family"] = {f: (c / t if t else None, t) for f, (c, t) in by_family.items()}
         for key, depth in (("brackets_trained_depth", 4), ("brackets_deeper", 5)):
             correct = 0
             examples = corpus.bracket_depth_examples(depth, n)
@@ -238,6 +249,10 @@ def test_structural_metrics_match_a_hand_loop_on_the_shipped_model():
     lm = load_lm(CHECKPOINTS / "lm-bilinear")
     result = evaluate_lm_tasks(lm, n=40).tasks
     hand = _hand_accuracies(lm, 40)
+    by_family = hand.pop("by_family")
+    assert sum(t for _, t in by_family.values()) >= 40  # every prompt has at least one held-out family
+    for family, (accuracy, count) in by_family.items():
+        assert result["ioi_unseen_frames"]["by_family"][family] == {"accuracy": accuracy, "n": count}, family
     for key, value in hand.items():
         assert result[key]["accuracy"] == pytest.approx(value, abs=1e-6), key
     assert result["brackets_trained_depth"]["depth"] == 4 and result["brackets_deeper"]["depth"] == 5

@@ -23,6 +23,7 @@ Everything random draws from an explicitly seeded `random.Random`.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 from interp.data.tokenizer import WordTokenizer
@@ -114,17 +115,30 @@ def _noun_phrase(rng: random.Random, names: list[str]) -> str:
     return " ".join(words)
 
 
-def ordinary_sentence(rng: random.Random) -> str:
-    """A simple sentence; uses every name, place and object (held-out ones included)."""
-    s = f"{_noun_phrase(rng, NAMES)} {rng.choice(VERBS)} {_noun_phrase(rng, NAMES)}"
+def ordinary_sentence(rng: random.Random, verbs: list[str] = VERBS, copula: bool = True) -> str:
+    """A simple sentence; uses every name, place and object (held-out ones included). `copula`: one in ten is
+    "NAME is at the P" instead."""
+    s = f"{_noun_phrase(rng, NAMES)} {rng.choice(verbs)} {_noun_phrase(rng, NAMES)}"
     r = rng.random()
     if r < 0.35:
         s += f" {rng.choice(PREPOSITIONS)} the {rng.choice(PLACES + NOUNS)}"
     elif r < 0.5:
         s += f" {rng.choice(ADVERBS)}"
-    elif r < 0.6:
+    elif r < 0.6 and copula:
         s = f"{rng.choice(NAMES)} is {rng.choice(['at', 'in', 'near'])} the {rng.choice(PLACES)}"
     return s + " ."
+
+
+# Past-tense verbs of the vocabulary that take a name or noun phrase as object. The planted corpus writes "met" only
+# in "A and B met at the P"; the structural corpus also uses these verbs in ordinary sentences ("the dog met Mary
+# near the park ."), as running text would, so a name after "met" is not something the model has never read.
+PAST_VERBS = ["met", "found", "passed", "showed"]
+
+
+def past_sentence(rng: random.Random) -> str:
+    """An ordinary sentence with a past-tense verb (structural corpus only; never an IOI frame: no "at the" place,
+    no second clause)."""
+    return ordinary_sentence(rng, PAST_VERBS, copula=False)
 
 
 # ---------------------------------------------------------------- induction
@@ -243,6 +257,8 @@ IOI_INTROS = {
     "near_the": "near the {P} , {A} sees {B}",
     "any_verb": "{A} {V} {B} near the {P}",  # {V}: any corpus verb ("likes", "paints", ...)
     "any_verb_with": "{A} {V} with {B} in the {P}",
+    "found_at": "{A} found {B} at the {P}",  # a past-tense verb between the names, before a place
+    "passed_near": "{A} passed {B} near the {P}",
     # held out by default: a new verb between the names, a new "with" clause, a new clause after a place
     "met_with": "{A} met {B} at the {P}",
     "sat_with": "{A} sat with {B} behind the {P}",
@@ -440,10 +456,11 @@ def structural_document(rng: random.Random, n_words: int, config: CorpusConfig) 
     # shipped models (the held-out loss is measured on it).
     return _mixture(rng, n_words, [
         (0.15, lambda: ordinary_sentence(rng).split()),
-        (0.40, lambda: _ioi_training_words(ioi_structural_training_sentence(rng, config))),
-        (0.50, lambda: _ioi_training_words(ioi_sentence(rng, "train"))),
-        (0.70, brackets),
-        (0.85, lambda: listed_induction_words(rng)),
+        (0.20, lambda: past_sentence(rng).split()),
+        (0.45, lambda: _ioi_training_words(ioi_structural_training_sentence(rng, config))),
+        (0.55, lambda: _ioi_training_words(ioi_sentence(rng, "train"))),
+        (0.72, brackets),
+        (0.87, lambda: listed_induction_words(rng)),
         (1.0, lambda: repeat_text(rng, config)),
     ])
 
@@ -615,6 +632,18 @@ def ioi_frame_examples(config: CorpusConfig | None = None, n: int = 200, seed: i
                                                  OBJECTS[N_TRAIN_OBJECTS:], middle_probability=0.3)
         out.append(TaskExample("ioi", prompt, indirect, subject))
     return out
+
+
+def _family_pattern(template: str) -> re.Pattern:
+    """A template's fixed words with each {slot} standing for one word."""
+    words = [r"\S+" if w.startswith("{") else re.escape(w) for w in template.split()]
+    return re.compile(r"(?:^| )" + " ".join(words) + r"(?: |$)")
+
+
+def ioi_families_in(prompt: str, families: tuple[str, ...]) -> list[str]:
+    """Which of the intro/giving `families` an IOI prompt is built from (found by their wording)."""
+    parts = {**IOI_INTROS, **IOI_GIVINGS}
+    return [f for f in families if _family_pattern(parts[f]).search(prompt)]
 
 
 def bracket_depth_examples(depth: int, n: int = 200, seed: int = EVAL_SEED) -> list[TaskExample]:

@@ -206,11 +206,11 @@ class FeatureWorker:
 
     def shard_stats(self, shard: Shard) -> FeatureStats:
         tokens = shard.tokens
-        if tokens is None:      # the generated corpus: shard i has its own seed, so any worker can make it
-            from interp.data.corpus import training_tokens
+        if tokens is None:      # the generated corpus (the one the model was trained on): shard i has its own
+            from interp.data.corpus import training_tokens  # seed, so any worker can make it
 
             tokens = torch.tensor(training_tokens(self.setup.tokenizer, shard.n, self.n_ctx(),
-                                                  self.seed * 1_000_003 + shard.index))
+                                                  self.seed * 1_000_003 + shard.index, self.setup.corpus_config))
         return shard_stats(self.setup.replacement, tokens, shard.start)
 
     def cards(self, task: tuple[int, list[int], SiteStats, int, dict[int, list[int]]]) -> list[dict[str, Any]]:

@@ -117,10 +117,13 @@ def write_feature_jsons(replacement: ReplacementModel, features: set[tuple[str, 
 
 
 def corpus_windows(setup: Any, n_sequences: int, seed: int) -> torch.Tensor:
-    """[n, n_ctx] token windows of our synthetic corpus in the setup's tokenizer (the contexts of feature cards)."""
+    """[n, n_ctx] token windows of our synthetic corpus in the setup's tokenizer (the contexts of feature cards):
+    the corpus the model was trained on (`setup.corpus_config`), so a structural-corpus model's cards show its
+    unmarked repeats and IOI frames."""
     from interp.data.corpus import training_tokens
 
-    return torch.tensor(training_tokens(setup.tokenizer, n_sequences, setup.replacement.model.cfg.n_ctx, seed))
+    return torch.tensor(training_tokens(setup.tokenizer, n_sequences, setup.replacement.model.cfg.n_ctx, seed,
+                                        setup.corpus_config))
 
 
 def feature_card(replacement: ReplacementModel, kind: str, layer: int, feature: int, corpus: torch.Tensor,

@@ -35,7 +35,8 @@ def register(cli) -> None:
                              "the dictionaries, over N corpus tokens, as a map-reduce over token shards")
     _model_flags(p, required=True)
     p.add_argument("--corpus", default="generated",
-                   help="a UTF-8 text file, or 'generated' (the synthetic corpus, seeded by --seed; default)")
+                   help="a UTF-8 text file, or 'generated' (the synthetic corpus the model was trained on, seeded by "
+                        "--seed; default)")
     p.add_argument("--tokens", type=positive_int, required=True,
                    help="corpus tokens to read (whole context windows: rounded up to the model's n_ctx)")
     p.add_argument("--out-dir", type=Path, required=True,

@@ -231,7 +231,10 @@ def check_tokenizer_fits(lm: LoadedLM) -> None:
         raise InterpError(f"the model's tokenizer lacks corpus words {missing[:5]}: it was not trained on this corpus")
 
 
-def _ioi_metrics(lm: LoadedLM, examples: list[corpus.TaskExample]) -> dict[str, float]:
+def _ioi_metrics(lm: LoadedLM, examples: list[corpus.TaskExample],
+                 families: tuple[str, ...] = ()) -> dict[str, float]:
+    """IOI accuracy, logit difference and where the top-1 prediction goes; with `families`, also the accuracy on
+    the examples built from each of those frame families (`by_family`)."""
     tok = lm.tokenizer
     logits = last_logits(lm, [e.prompt for e in examples])
     target = torch.tensor([tok.token_id(e.target) for e in examples])
@@ -248,9 +251,18 @@ def _ioi_metrics(lm: LoadedLM, examples: list[corpus.TaskExample]) -> dict[str, 
         kind = ("io" if predicted == io else "s" if predicted == s else "ioi_training_name"
                 if predicted in training_names else "other_name" if predicted in all_names else "other")
         kinds[kind] += 1
-    return {"accuracy": (top == target).float().mean().item(), "logit_diff": diff.mean().item(),
-            "io_over_s_fraction": (diff > 0).float().mean().item(), "n": len(examples),
-            "top1": {kind: count / max(1, len(examples)) for kind, count in kinds.items()}}
+    out = {"accuracy": (top == target).float().mean().item(), "logit_diff": diff.mean().item(),
+           "io_over_s_fraction": (diff > 0).float().mean().item(), "n": len(examples),
+           "top1": {kind: count / max(1, len(examples)) for kind, count in kinds.items()}}
+    if families:
+        correct = (top == target).tolist()
+        by_family = {}
+        for family in families:
+            rows = [i for i, e in enumerate(examples) if family in corpus.ioi_families_in(e.prompt, (family,))]
+            by_family[family] = {"accuracy": sum(correct[i] for i in rows) / len(rows) if rows else None,
+                                 "n": len(rows)}
+        out["by_family"] = by_family
+    return out
 
 
 @torch.no_grad()
@@ -315,7 +327,8 @@ def evaluate_lm_tasks(lm: LoadedLM, n: int = 200, seed: int = corpus.EVAL_SEED,
         if max(len(text.split()) + 1 for text, _ in sequences) <= model.cfg.n_ctx:
             structural[f"induction_{kind}"] = _sequence_accuracy(lm, sequences)
     structural.update({
-        "ioi_unseen_frames": _ioi_metrics(lm, corpus.ioi_frame_examples(corpus_config, n, seed)),
+        "ioi_unseen_frames": _ioi_metrics(lm, corpus.ioi_frame_examples(corpus_config, n, seed),
+                                          families=corpus_config.ioi_heldout_families),
         "brackets_trained_depth": {"depth": depth, **_closer_accuracy(lm, corpus.bracket_depth_examples(depth, n, seed))},
         "brackets_deeper": {"depth": depth + 1,
                             **_closer_accuracy(lm, corpus.bracket_depth_examples(depth + 1, n, seed))},
