@@ -162,6 +162,9 @@ def test_heldout_ioi_families_never_occur_in_structural_training_text():
     # and every held-out evaluation prompt is made of at least one held-out family
     for ex in corpus.ioi_frame_examples(STRUCTURAL, 100):
         assert any(_family_pattern(parts[f]).search(ex.prompt) for f in held), ex.prompt
+        intro, giving = ex.frame  # the recorded frame is the one its wording shows
+        assert _family_pattern(parts[intro]).search(ex.prompt) and _family_pattern(parts[giving]).search(ex.prompt)
+        assert {intro, giving} & set(held), ex.frame
         assert ex.target in corpus.NAMES[corpus.N_TRAIN_NAMES:] and ex.contrast in corpus.NAMES[corpus.N_TRAIN_NAMES:]
         assert ex.prompt.split().count(ex.contrast) == 2 and ex.prompt.split().count(ex.target) == 1
 

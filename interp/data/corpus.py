@@ -23,7 +23,6 @@ Everything random draws from an explicitly seeded `random.Random`.
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 
 from interp.data.tokenizer import WordTokenizer
@@ -100,6 +99,7 @@ class TaskExample:
     prompt: str
     target: str
     contrast: str
+    frame: tuple[str, ...] = ()  # IOI built from clause families: (intro family, giving family)
 
 
 # ---------------------------------------------------------------- ordinary sentences
@@ -364,8 +364,9 @@ def ioi_frames(config: CorpusConfig, split: str) -> list[tuple[str, str]]:
 
 
 def ioi_composed(rng: random.Random, frames: list[tuple[str, str]], names: list[str], places: list[str],
-                 objects: list[str], middle_probability: float = 0.0) -> tuple[str, str, str]:
-    """(prompt ending before the answer, IO, S) for an IOI sentence built from one of `frames`."""
+                 objects: list[str], middle_probability: float = 0.0) -> tuple[str, str, str, tuple[str, str]]:
+    """(prompt ending before the answer, IO, S, (intro, giving) family) for an IOI sentence built from one of
+    `frames`."""
     a, b = rng.sample(names, 2)
     subject, indirect = (b, a) if rng.random() < 0.5 else (a, b)
     intro, giving = rng.choice(frames)
@@ -376,7 +377,7 @@ def ioi_composed(rng: random.Random, frames: list[tuple[str, str]], names: list[
         text += " " + rng.choice(IOI_MIDDLES).format(ADJ=rng.choice(ADJECTIVES), N=rng.choice(NOUNS),
                                                       V=rng.choice(VERBS), ADV=rng.choice(ADVERBS))
     text += " " + IOI_GIVINGS[giving].format(S=subject, O=rng.choice(objects))
-    return text, indirect, subject
+    return text, indirect, subject, (intro, giving)
 
 
 def ioi_structural_training_sentence(rng: random.Random, config: CorpusConfig) -> tuple[str, str, str]:
@@ -386,7 +387,7 @@ def ioi_structural_training_sentence(rng: random.Random, config: CorpusConfig) -
     if rng.random() < IOI_OTHER_FILLER_FRACTION:
         names = names + IOI_OTHER_FILLERS
     return ioi_composed(rng, ioi_frames(config, "train"), names, PLACES[:N_TRAIN_PLACES], OBJECTS[:N_TRAIN_OBJECTS],
-                        middle_probability=0.3)
+                        middle_probability=0.3)[:3]
 
 
 def bracket_chain_line(rng: random.Random, depth: int) -> list[str]:
@@ -628,22 +629,10 @@ def ioi_frame_examples(config: CorpusConfig | None = None, n: int = 200, seed: i
     frames = ioi_frames(config, "heldout")
     out = []
     for _ in range(n):
-        prompt, indirect, subject = ioi_composed(rng, frames, NAMES[N_TRAIN_NAMES:], PLACES[N_TRAIN_PLACES:],
-                                                 OBJECTS[N_TRAIN_OBJECTS:], middle_probability=0.3)
-        out.append(TaskExample("ioi", prompt, indirect, subject))
+        prompt, indirect, subject, frame = ioi_composed(rng, frames, NAMES[N_TRAIN_NAMES:], PLACES[N_TRAIN_PLACES:],
+                                                        OBJECTS[N_TRAIN_OBJECTS:], middle_probability=0.3)
+        out.append(TaskExample("ioi", prompt, indirect, subject, frame))
     return out
-
-
-def _family_pattern(template: str) -> re.Pattern:
-    """A template's fixed words with each {slot} standing for one word."""
-    words = [r"\S+" if w.startswith("{") else re.escape(w) for w in template.split()]
-    return re.compile(r"(?:^| )" + " ".join(words) + r"(?: |$)")
-
-
-def ioi_families_in(prompt: str, families: tuple[str, ...]) -> list[str]:
-    """Which of the intro/giving `families` an IOI prompt is built from (found by their wording)."""
-    parts = {**IOI_INTROS, **IOI_GIVINGS}
-    return [f for f in families if _family_pattern(parts[f]).search(prompt)]
 
 
 def bracket_depth_examples(depth: int, n: int = 200, seed: int = EVAL_SEED) -> list[TaskExample]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from interp.data.corpus import CorpusConfig, corpus_config_from_options
 from interp.errors import InterpError
 from interp.graph.replacement import ReplacementModel
 
@@ -33,7 +34,7 @@ class Setup:
     vocab: list[str]
     name: str
     tokenizer: Any = None
-    corpus_config: Any = None  # the corpus the model was trained on (corpus.CorpusConfig; None: the planted one)
+    corpus_config: CorpusConfig | None = None  # the corpus the model was trained on (None: the planted one)
 
     def encode(self, prompt: str) -> torch.Tensor:
         if not prompt or not prompt.strip():
@@ -126,7 +127,5 @@ def load_setup(model_dir: str | Path, transcoders: str | Path | None = None, att
         if not folders:
             raise InterpError(f"model {model_dir}: {e}") from None
         raise InterpError(f"{' and '.join(folders)} vs model {model_dir}: {e}") from None
-    from interp.data.corpus import corpus_config_from_options
-
     return Setup(replacement=rep, vocab=list(lm.tokenizer.vocab), name=model_dir.name, tokenizer=lm.tokenizer,
                  corpus_config=corpus_config_from_options((lm.config or {}).get("train_options")))

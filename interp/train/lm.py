@@ -258,7 +258,7 @@ def _ioi_metrics(lm: LoadedLM, examples: list[corpus.TaskExample],
         correct = (top == target).tolist()
         by_family = {}
         for family in families:
-            rows = [i for i, e in enumerate(examples) if corpus.ioi_families_in(e.prompt, (family,))]
+            rows = [i for i, e in enumerate(examples) if family in e.frame]
             by_family[family] = {"accuracy": sum(correct[i] for i in rows) / len(rows) if rows else None,
                                  "n": len(rows)}
         out["by_family"] = by_family
