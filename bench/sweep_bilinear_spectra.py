@@ -75,12 +75,20 @@ GRID: dict[str, dict] = {
                                                      "rank_penalty": 0.005, "epochs": 60, "shift": 1},
     "wd0.2-noise0.1-batch256-rank0.005-e60-shift1": {"wd": 0.2, "noise": 0.1, "batch_size": 256, "lr": 0.002,
                                                      "rank_penalty": 0.005, "epochs": 60, "shift": 1},
-    # That run met every target and is shipped; shifts of up to 2 pixels at the same noise, for the trade-off.
+    # That run met every numeric target (its eigenvectors read as blurred blobs, so it was not shipped); shifts of up
+    # to 2 pixels at the same noise, for the trade-off.
     "wd0.2-noise0.1-batch256-rank0.005-e60-shift2": {"wd": 0.2, "noise": 0.1, "batch_size": 256, "lr": 0.002,
                                                      "rank_penalty": 0.005, "epochs": 60, "shift": 2},
     # Shift 2 lost 2 points (0.862): back to shift 1, without input noise, for the other end of the noise trade-off.
     "wd0.2-noise0-batch256-rank0.005-e60-shift1": {"wd": 0.2, "noise": 0.0, "batch_size": 256, "lr": 0.002,
                                                    "rank_penalty": 0.005, "epochs": 60, "shift": 1},
+    # Moving every image blurs the forms into blobs; moving half of them (--shift-prob 0.5) should blur them less,
+    # so the garment outlines of the default may survive at a smoothness between it and shift 1.
+    "wd0.2-batch256-rank0.005-e60-shift1-p0.5": {"wd": 0.2, "batch_size": 256, "lr": 0.002, "rank_penalty": 0.005,
+                                                 "epochs": 60, "shift": 1, "shift_prob": 0.5},
+    "wd0.2-noise0.2-batch256-rank0.005-e60-shift1-p0.5": {"wd": 0.2, "noise": 0.2, "batch_size": 256, "lr": 0.002,
+                                                          "rank_penalty": 0.005, "epochs": 60, "shift": 1,
+                                                          "shift_prob": 0.5},
 }
 
 
@@ -97,6 +105,8 @@ def cli_command(options: TrainOptions, out: str) -> str:
                   "--rank-every", str(options.rank_every)]
     if options.shift > 0:
         parts += ["--shift", str(options.shift)]
+        if options.shift_prob < 1.0:
+            parts += ["--shift-prob", str(options.shift_prob)]
     return " ".join(parts)
 
 

@@ -50,6 +50,7 @@ finite_float = bounded(float)
 positive_float = bounded(float, 0, low_open=True)
 non_negative_float = bounded(float, 0)
 fraction = bounded(float, 0, 1)                       # thresholds in [0, 1]
+probability = bounded(float, 0, 1, low_open=True)   # a share in (0, 1]
 open_fraction = bounded(float, 0, 1, low_open=True, high_open=True)   # e.g. an rtol in (0, 1)
 
 

@@ -131,5 +131,5 @@ def test_sweep_commands_parse_back_to_the_same_options():
                       embed=args.embed or None, bias=args.bias, noise=args.noise, wd=args.wd, lr=args.lr,
                       batch_size=args.batch_size, seed=args.seed, warmup_frac=args.warmup,
                       rank_penalty=args.rank_penalty, rank_keep=args.rank_keep, rank_every=args.rank_every,
-                      shift=args.shift)
+                      shift=args.shift, shift_prob=args.shift_prob)
         assert replace(options, **parsed) == options, name

@@ -404,6 +404,20 @@ def test_random_shift_draws_offsets_in_range_from_the_generator():
     assert torch.equal(out, random_shift(x, 2, torch.Generator().manual_seed(3)))  # reproducible
 
 
+def test_random_shift_with_a_probability_moves_that_share_and_leaves_the_rest():
+    from interp.train.classifier import random_shift, shift_images
+
+    x = torch.rand(2000, 64)
+    out = random_shift(x, 1, torch.Generator().manual_seed(5), probability=0.3)
+    g = torch.Generator().manual_seed(5)  # the same draws by hand: offsets, then one uniform per image
+    offsets = torch.randint(-1, 2, (2000, 2), generator=g)
+    moved = torch.rand(2000, 1, generator=g) < 0.3
+    kept = offsets * moved
+    assert torch.equal(out, shift_images(x, 8, kept[:, 0], kept[:, 1]))
+    assert torch.equal(out[~moved[:, 0]], x[~moved[:, 0]])  # images not drawn stay where they were
+    assert abs(moved.float().mean().item() - 0.3) < 0.035  # 3.5 binomial standard errors at n = 2000
+
+
 def test_shift_is_recorded_and_reproducible(tmp_path):
     args = ["train", "classifier", "--dataset", "digits", "--epochs", "2", "--hidden", "16", "--quiet", "--seed", "7"]
     for name, extra in (("a", ["--shift", "1"]), ("b", ["--shift", "1"]), ("c", [])):
@@ -413,6 +427,10 @@ def test_shift_is_recorded_and_reproducible(tmp_path):
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert metrics["options"]["shift"] == 1 and metrics["command"].endswith("--shift 1")
     assert "--shift" not in json.loads((tmp_path / "c" / "metrics.json").read_text())["command"]
+    assert main(args + ["--shift", "1", "--shift-prob", "0.5", "--out", str(tmp_path / "d")]) == 0
+    metrics = json.loads((tmp_path / "d" / "metrics.json").read_text())
+    assert metrics["options"]["shift_prob"] == 0.5 and metrics["command"].endswith("--shift 1 --shift-prob 0.5")
+    assert (tmp_path / "d" / "model.safetensors").read_bytes() not in (a, c)
 
 
 def test_negative_shift_is_refused_in_one_line(run_cli, tmp_path):
@@ -421,3 +439,9 @@ def test_negative_shift_is_refused_in_one_line(run_cli, tmp_path):
     assert code == 2 and out == "" and len(lines) == 1, err
     assert "argument --shift: must be an integer ≥ 0, got -1" in lines[0]
     assert not (tmp_path / "s").exists()
+    for bad in ("0", "1.5"):
+        code, out, err = run_cli(*TRAIN, "--out", tmp_path / "s", "--shift", "1", "--shift-prob", bad)
+        lines = [l for l in err.strip().splitlines() if l]
+        assert code == 2 and out == "" and len(lines) == 1, err
+        assert f"argument --shift-prob: must be a finite number > 0 and ≤ 1, got {bad}" in lines[0]
+        assert not (tmp_path / "s").exists()

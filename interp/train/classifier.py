@@ -85,22 +85,26 @@ def shift_images(x: torch.Tensor, side: int, dy: torch.Tensor, dx: torch.Tensor)
     return padded.gather(1, (rows * width + cols).reshape(b, side * side))
 
 
-def random_shift(x: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
-    """`shift_images` by a uniform random (dy, dx) in [-shift, shift]² per image, drawn from `generator`;
-    the images are square, their side derived from the input size (28 for Fashion-MNIST, 8 for digits)."""
+def random_shift(x: torch.Tensor, shift: int, generator: torch.Generator, probability: float = 1.0) -> torch.Tensor:
+    """`shift_images` by a uniform random (dy, dx) in [-shift, shift]² per image, drawn from `generator`; with
+    `probability` < 1 each image is moved only with that probability (else left in place). The images are square,
+    their side derived from the input size (28 for Fashion-MNIST, 8 for digits)."""
     side = math.isqrt(x.shape[1])
     if side * side != x.shape[1]:
         raise InterpError(f"--shift needs square images; inputs of size {x.shape[1]} are not")
     offsets = torch.randint(-shift, shift + 1, (x.shape[0], 2), generator=generator)
+    if probability < 1.0:  # no extra draw at 1, so runs made before this option replay exactly
+        offsets = offsets * (torch.rand(x.shape[0], 1, generator=generator) < probability)
     return shift_images(x, side, offsets[:, 0], offsets[:, 1])
 
 
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
         images: torch.Tensor, labels: torch.Tensor, epochs: int, batch_size: int, generator: torch.Generator,
         noise: float = 0.0, desc: str = "train", quiet: bool = False, device: torch.device | str = "cpu",
-        penalty: Callable[[], torch.Tensor] | None = None, penalty_every: int = 1, shift: int = 0) -> float:
+        penalty: Callable[[], torch.Tensor] | None = None, penalty_every: int = 1, shift: int = 0,
+        shift_probability: float = 1.0) -> float:
     """The shared epoch loop: shuffle with `generator`, optional random translation (`shift` pixels at
-    most, flattened square images only) then Gaussian input noise, cross-entropy, one optimizer and
+    most, of a `shift_probability` share of the images; flattened square images only) then Gaussian input noise, cross-entropy, one optimizer and
     scheduler step per batch. Returns the mean training loss of the last epoch.
 
     `penalty` (a weight regulariser, if any) is added every `penalty_every` steps, scaled by
@@ -117,7 +121,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.opt
             idx = order[i:i + batch_size]
             x = images[idx]
             if shift > 0:
-                x = random_shift(x, shift, generator)
+                x = random_shift(x, shift, generator, shift_probability)
             if noise > 0:
                 x = x + noise * torch.randn(x.shape, generator=generator)
             loss = nn.functional.cross_entropy(model(x.to(device)), labels[idx].to(device))
@@ -166,7 +170,8 @@ def train_classifier(dataset: ImageDataset, options: TrainOptions, quiet: bool =
     start = time.perf_counter()
     loss_value = fit(model, optimizer, scheduler, images, labels, options.epochs, options.batch_size, generator,
                      noise=options.noise, desc=f"train {options.arch}", quiet=quiet, device=device,
-                     penalty=penalty, penalty_every=options.rank_every, shift=options.shift)
+                     penalty=penalty, penalty_every=options.rank_every, shift=options.shift,
+                     shift_probability=options.shift_prob)
     seconds = time.perf_counter() - start
 
     model = model.cpu().eval()

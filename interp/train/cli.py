@@ -16,6 +16,7 @@ from interp.argtypes import (
     non_negative_int,
     positive_float,
     positive_int,
+    probability,
 )
 from interp.data import DATASETS
 from interp.device import resolve_device, torch_threads
@@ -35,7 +36,7 @@ def train_classifier_command(args: argparse.Namespace) -> dict[str, Any]:
                            embed=args.embed or None, bias=args.bias, noise=args.noise, wd=args.wd, lr=args.lr,
                            batch_size=args.batch_size, seed=args.seed, warmup_frac=args.warmup,
                            rank_penalty=args.rank_penalty, rank_keep=args.rank_keep, rank_every=args.rank_every,
-                           shift=args.shift)
+                           shift=args.shift, shift_prob=args.shift_prob)
     command = _canonical_command(args)
     with torch_threads(args.threads):
         metrics = train_and_save(args.out, options, data_dir=args.data_dir, quiet=args.quiet, command=command,
@@ -57,6 +58,8 @@ def _canonical_command(args: argparse.Namespace) -> str:
                   "--rank-every", str(args.rank_every)]
     if args.shift > 0:
         parts += ["--shift", str(args.shift)]
+        if args.shift_prob < 1.0:
+            parts += ["--shift-prob", str(args.shift_prob)]
     if args.data_dir is not None:
         parts += ["--data-dir", str(args.data_dir)]
     return " ".join(shlex.quote(p) for p in parts)
@@ -123,6 +126,8 @@ def register(cli) -> None:
     p.add_argument("--shift", type=non_negative_int, default=DEFAULTS.shift,
                    help="random-translation augmentation: move each training image by up to this many pixels "
                         "in each direction, zero-filled (0: off)")
+    p.add_argument("--shift-prob", type=probability, default=DEFAULTS.shift_prob,
+                   help="the share of training images that --shift moves (default 1: all)")
     p.add_argument("--seed", type=non_negative_int, default=DEFAULTS.seed)
     p.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the Fashion-MNIST .gz files")

@@ -98,3 +98,6 @@ class TrainOptions:
     # Random-translation augmentation: each training image moves by a uniform random (dy, dx) in
     # [-shift, shift]² pixels, zero-filled (not wrapped), drawn from the seeded generator (0: off).
     shift: int = 0
+    # The share of training images that are moved (the rest stay in place): a milder blur of the learned forms
+    # than moving every image.
+    shift_prob: float = 1.0
