@@ -127,7 +127,7 @@ def measure(name: str, folder: Path, dataset) -> dict:
 
 def run_one(name: str, options: TrainOptions, runs_dir: Path, dataset) -> dict:
     """Train (or reuse: same options, already finished) one run and measure it."""
-    out = runs_dir / name
+    out = runs_dir.resolve() / name  # absolute, so the recorded command can name it relative to the project
     metrics_path = out / "metrics.json"
     # Options added since a run was made (e.g. shift) take their defaults, which reproduce the behaviour before them.
     reused = metrics_path.exists() and (

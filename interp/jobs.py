@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -172,6 +173,39 @@ def file_digest(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def weights_digest(*folders: str | Path | None) -> str:
+    """One sha256 over every safetensors file under `folders` (None skipped), with their relative paths: a job
+    folder written from other weights is another job (a retrained model must not resume from its old graphs)."""
+    h = hashlib.sha256()
+    for folder in folders:
+        if folder is None:
+            continue
+        folder = Path(folder)
+        files = [folder] if folder.is_file() else sorted(folder.rglob("*.safetensors"))
+        for path in files:
+            h.update(f"{path.relative_to(folder) if path != folder else path.name}\0{file_digest(path)}\0".encode())
+    return h.hexdigest()
+
+
+def remove_job_outputs(out_dir: str | Path, extra: tuple[str, ...] = ()) -> None:
+    """Before a job replaces (--force) an earlier job's folder: delete what that job wrote — each item's
+    `<slug>.json` named by a record in `.interp-job/prompts/`, the records, and the `extra` files or folders —
+    so that none of its files outlives it beside the new ones (a feature card of a feature the new graphs do not
+    have, a graph of a prompt the recipe no longer holds). Files the earlier job did not write stay."""
+    out_dir = Path(out_dir)
+    records = out_dir / MANIFEST_DIR / "prompts"
+    if records.is_dir():
+        for record in records.glob("*.json"):
+            (out_dir / record.name).unlink(missing_ok=True)
+        shutil.rmtree(records)
+    for name in extra:
+        path = out_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def manifest_path(out_dir: str | Path) -> Path:

@@ -298,7 +298,13 @@ def test_models_page(server, browser):
     wait_for(browser, ".js-plotly-plot")  # the accuracy bars
     # Choose the last checkpoint and check its path is shown beneath.
     choose(browser, "Checkpoint", names[-1])
-    assert any(t.endswith(f"checkpoints/{names[-1]}") for t in texts(browser, '[data-testid="stCaptionContainer"]'))
+    # The rerun that draws the caption can come after the page first looks idle on a loaded machine: poll for it.
+    try:
+        WebDriverWait(browser, PAGE_TIMEOUT, poll_frequency=0.2).until(lambda d: any(
+            t.endswith(f"checkpoints/{names[-1]}") for t in texts(d, '[data-testid="stCaptionContainer"]')))
+    except TimeoutException:
+        raise AssertionError(f"no caption naming checkpoints/{names[-1]}: "
+                             f"{texts(browser, '[data-testid=stCaptionContainer]')}") from None
     full_page_screenshot(browser, "1_models")
     full_page_screenshot(browser, "1_models_900", width=900)
 

@@ -178,6 +178,15 @@ def test_structural_text_has_unmarked_repeats_and_every_bracket_depth():
         lengths.add(n)
         assert "list" not in words
     assert min(lengths) <= 3 and max(lengths) >= 15  # spans of 2..16 words
+    # about a fifth of the spans are cut from ordinary text (they hold a word outside the random-word pool: "the",
+    # a verb, "."); the rest are pool words only
+    pool = set(corpus.INDUCTION_POOL)
+    ordinary = 0
+    for _ in range(2000):
+        words = corpus.repeat_text(rng, STRUCTURAL)
+        n = next(k for k in range(16, 1, -1) if len(words) >= 2 * k and words[:k] == words[len(words) - k:])
+        ordinary += any(w not in pool for w in words[:n])
+    assert corpus.REPEAT_ORDINARY_SPAN_SHARE == 0.2 and 0.17 <= ordinary / 2000 <= 0.21, ordinary
     depths = set()
     for depth in range(1, 7):
         line = corpus.bracket_chain_line(rng, depth)

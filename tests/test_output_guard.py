@@ -121,3 +121,51 @@ def test_dictionaries_go_only_into_their_own_lm_or_a_new_folder(run_cli, lm, tmp
     # Into another LM's folder: refused even with --force.
     _refused(run_cli("train", "transcoders", lm, "--out", other / "transcoders", "--force", "--steps", "1"))
     assert _snapshot(other) == before
+
+
+def _recipe_file(path, lm, prompts):
+    body = f'name = "r"\nmodel = "{lm}"\n'
+    for prompt, target, contrast in prompts:
+        body += f'[[prompts]]\nprompt = "{prompt}"\ntarget = "{target}"\ncontrast = "{contrast}"\n'
+    path.write_text(body)
+    return path
+
+
+OTHER_PROMPT = "when Leo and Eva arrived at the lake , Eva handed a cup to"
+
+
+def test_force_over_an_earlier_recipe_folder_leaves_none_of_its_files(run_cli, lm, tmp_path):
+    out = tmp_path / "out"
+    two = _recipe_file(tmp_path / "two.toml", lm, [(PROMPT, "Eva", "Leo"), (OTHER_PROMPT, "Leo", "Eva")])
+    code, _, err = run_cli("extract", "--recipe", two, "--out-dir", out, "--quiet")
+    assert code == 0, err
+    assert (out / "r-01.json").is_file() and any((out / "features").iterdir())
+    (out / "features" / "999999.json").write_text("{}")   # a card of a feature the new graphs will not have
+    (out / "notes.txt").write_text("mine")                 # not written by the job
+    one = _recipe_file(tmp_path / "one.toml", lm, [(PROMPT, "Eva", "Leo")])
+    _refused(run_cli("extract", "--recipe", one, "--out-dir", out, "--quiet"), (out / "notes.txt", b"mine"))
+    code, _, err = run_cli("extract", "--recipe", one, "--out-dir", out, "--quiet", "--force")
+    assert code == 0, err
+    assert (out / "r-00.json").is_file() and not (out / "r-01.json").exists()  # the dropped prompt's graph is gone
+    assert not (out / "features" / "999999.json").exists() and any((out / "features").iterdir())
+    assert sorted(p.name for p in (out / ".interp-job" / "prompts").iterdir()) == ["r-00.json"]
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_recipe_rerun_on_retrained_weights_does_not_resume_from_the_old_graphs(run_cli, lm, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = tmp_path / "lm"
+    shutil.copytree(lm, model)
+    recipe = _recipe_file(tmp_path / "r.toml", model, [(PROMPT, "Eva", "Leo")])
+    out = tmp_path / "out"
+    code, _, err = run_cli("extract", "--recipe", recipe, "--out-dir", out, "--quiet")
+    assert code == 0, err
+    weights = load_file(model / "model.safetensors")
+    name = sorted(weights)[0]
+    weights[name] = weights[name] * 1.5                   # "retrained": same recipe bytes, other weights
+    save_file(weights, model / "model.safetensors")
+    before = (out / "r-00.json").read_bytes()
+    code, _, err = run_cli("extract", "--recipe", recipe, "--out-dir", out, "--quiet")
+    assert code == 2 and "holds the files of another job" in err, err
+    assert (out / "r-00.json").read_bytes() == before

@@ -221,12 +221,12 @@ def bracket_line(rng: random.Random, max_depth: int = 4, max_items: int = 3) -> 
 # "list : … . list : …" spans of 3–8 words, IOI in six fixed templates, brackets nested at most 4 deep (rarely
 # that). The "structural" corpus varies the structure instead:
 #
-# - repeats: a span of 2–16 words (random pool words, or ordinary text) anywhere in running text, with no marker,
-#   repeated after a gap of ordinary text (marked lists stay, so the old format is still learned);
+# - repeats: a span of 2–16 words (random pool words, a fifth of them ordinary text) anywhere in running text, with
+#   no marker, repeated after a gap of ordinary text (marked lists stay, so the old format is still learned);
 # - IOI: sentences composed of an intro clause (both names) × an optional middle clause × a giving clause (the
 #   subject gives to the indirect object); whole intro or giving families can be held out of training;
 # - brackets: besides the planted lines, lines whose nesting reaches a depth drawn uniformly from 1 to
-#   `bracket_depth`, so every depth up to the configured maximum is seen equally often.
+#   `bracket_depth` (three in ten bracket lines), so every depth up to the configured maximum is seen.
 
 # An IOI sentence is a prefix (when … , / after … , / … . / then … and …) around an intro clause that names both
 # people, an optional middle clause, then a giving clause that ends before the indirect object. A frame family is one
@@ -414,10 +414,17 @@ def bracket_chain_line(rng: random.Random, depth: int) -> list[str]:
     return head + [rng.choice(CODE_NAMES), opener] + level(1) + [BRACKETS[opener], ";"]
 
 
+# The share of unmarked repeats whose span is cut from ordinary text (the rest are random pool words). At one half,
+# "copy what followed the last time this word came" paid off after "the", verbs and names of running text, and the
+# models carried that habit into ordinary sentences, where it is mostly wrong (0.16 nats worse there than the planted
+# models). Mostly-random spans keep the copy cue on runs of content words, where real repeats are.
+REPEAT_ORDINARY_SPAN_SHARE = 0.2
+
+
 def repeat_text(rng: random.Random, config: CorpusConfig) -> list[str]:
     """An unmarked repeat: a span (random pool words or ordinary text), a gap of ordinary text, the span again."""
     length = rng.randint(config.repeat_min, config.repeat_max)
-    if rng.random() < 0.5:
+    if rng.random() >= REPEAT_ORDINARY_SPAN_SHARE:
         span = induction_span(rng, length)
     else:
         text: list[str] = []
@@ -449,19 +456,23 @@ def _mixture(rng: random.Random, n_words: int, parts) -> list[str]:
 def structural_document(rng: random.Random, n_words: int, config: CorpusConfig) -> list[str]:
     """About `n_words` words of the structural corpus."""
     def brackets() -> list[str]:
-        if rng.random() < 0.5:
+        # Mostly the planted lines: a model that reads chains half the time predicts planted lines worse (+0.06
+        # nats); a third of chains still brings every depth up to --bracket-depth.
+        if rng.random() < 0.7:
             return bracket_line(rng, max_depth=min(config.bracket_depth, 4))
         return bracket_chain_line(rng, rng.randint(1, config.bracket_depth))
 
-    # Planted IOI sentences and listed spans stay in the mix, so the planted text is still learned as well as by the
-    # shipped models (the held-out loss is measured on it).
+    # The planted passages stay in the mix, so the planted text is still learned as well as by the shipped models
+    # (the held-out loss is measured on it). Each planted kind's loss follows how much of it a model reads: the
+    # planted models read 4000 steps × a quarter of each; at 8000 steps a share of about 0.15 per kind matches
+    # that (at 0.085 planted bracket lines cost 0.06 nats more, at 0.10 lists 0.02 more).
     return _mixture(rng, n_words, [
-        (0.15, lambda: ordinary_sentence(rng).split()),
+        (0.16, lambda: ordinary_sentence(rng).split()),
         (0.20, lambda: past_sentence(rng).split()),
-        (0.45, lambda: _ioi_training_words(ioi_structural_training_sentence(rng, config))),
-        (0.55, lambda: _ioi_training_words(ioi_sentence(rng, "train"))),
-        (0.72, brackets),
-        (0.87, lambda: listed_induction_words(rng)),
+        (0.44, lambda: _ioi_training_words(ioi_structural_training_sentence(rng, config))),
+        (0.54, lambda: _ioi_training_words(ioi_sentence(rng, "train"))),
+        (0.76, brackets),
+        (0.90, lambda: listed_induction_words(rng)),
         (1.0, lambda: repeat_text(rng, config)),
     ])
 

@@ -287,11 +287,12 @@ class FeatureJobSummary(Result):
 
 def feature_manifest(model: Path, transcoders: Path | None, attn_saes: Path | None, graph_mode: str, corpus: str,
                      tokens: int, shard_tokens: int, seed: int, device: str, dtype: torch.dtype | None) -> dict[str, Any]:
-    from interp.jobs import file_digest
+    from interp.jobs import file_digest, weights_digest
 
     source = {"generated": True, "seed": seed} if corpus == GENERATED else {
         "file": Path(corpus).name, "sha256": file_digest(corpus)}
     return {"job": "features", "model": str(Path(model).resolve()),
+            "weights_sha256": weights_digest(model, transcoders, attn_saes),
             "transcoders": str(Path(transcoders).resolve()) if transcoders else None,
             "attn_saes": str(Path(attn_saes).resolve()) if attn_saes else None, "graph_mode": graph_mode,
             "corpus": source, "tokens": tokens, "shard_tokens": shard_tokens, "device": device,
