@@ -62,22 +62,22 @@ def copy_categories(words: list[str]) -> list[str]:
 
 def ordinary_breakdown(paths: list[Path], n: int) -> dict:
     """Mean loss of each model on `n` sequences of ordinary sentences, overall and by `copy_categories`."""
-    rng = random.Random(SEED + 1)
-    texts = []
-    for _ in range(n):
-        words: list[str] = []
-        while len(words) < 63:
-            words += corpus.ordinary_sentence(rng).split()
-        texts.append(words)
     out = {}
+    texts = None
     for path in paths:
         lm = load_lm(path)
-        n_ctx = lm.model.cfg.n_ctx
-        texts_cut = [w[:n_ctx - 1] for w in texts]
-        tokens = torch.tensor([lm.tokenizer.encode(" ".join(w)) for w in texts_cut])
+        if texts is None:  # the same words for every model, as in main: n_ctx - 1 words after BOS
+            rng = random.Random(SEED + 1)
+            texts = []
+            for _ in range(n):
+                words: list[str] = []
+                while len(words) < lm.model.cfg.n_ctx - 1:
+                    words += corpus.ordinary_sentence(rng).split()
+                texts.append(words[:lm.model.cfg.n_ctx - 1])
+        tokens = torch.tensor([lm.tokenizer.encode(" ".join(w)) for w in texts])
         loss = per_token_loss(lm.model, tokens)  # position j predicts word j (after BOS)
         by = {}
-        for i, words in enumerate(texts_cut):
+        for i, words in enumerate(texts):
             for j, kind in enumerate(copy_categories(words)):
                 by.setdefault(kind, []).append(loss[i, j].item())
         out[str(path)] = {"all": loss.mean().item(),

@@ -30,6 +30,7 @@ from interp.data.images import load_image_dataset
 from interp.io import read_json, write_json
 from interp.models.checkpoints import load_classifier
 from interp.train.classifier import TrainOptions, accuracy, train_and_save
+from interp.train.cli import classifier_command
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "bench" / "sweep_bilinear_spectra.result.json"
@@ -94,20 +95,7 @@ GRID: dict[str, dict] = {
 
 def cli_command(options: TrainOptions, out: str) -> str:
     """The `interp train classifier` command line that trains the same model."""
-    parts = ["interp train classifier", "--dataset", options.dataset, "--arch", options.arch, "--out", out,
-             "--epochs", str(options.epochs), "--hidden", str(options.hidden), "--embed", str(options.embed or 0),
-             "--noise", str(options.noise), "--wd", str(options.wd), "--lr", str(options.lr),
-             "--warmup", str(options.warmup_frac), "--batch-size", str(options.batch_size), "--seed", str(options.seed)]
-    if options.bias:
-        parts.append("--bias")
-    if options.rank_penalty > 0:
-        parts += ["--rank-penalty", str(options.rank_penalty), "--rank-keep", str(options.rank_keep),
-                  "--rank-every", str(options.rank_every)]
-    if options.shift > 0:
-        parts += ["--shift", str(options.shift)]
-        if options.shift_prob < 1.0:
-            parts += ["--shift-prob", str(options.shift_prob)]
-    return " ".join(parts)
+    return classifier_command(options, out)
 
 
 def measure(name: str, folder: Path, dataset) -> dict:

@@ -104,8 +104,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.opt
         penalty: Callable[[], torch.Tensor] | None = None, penalty_every: int = 1, shift: int = 0,
         shift_probability: float = 1.0) -> float:
     """The shared epoch loop: shuffle with `generator`, optional random translation (`shift` pixels at
-    most, of a `shift_probability` share of the images; flattened square images only) then Gaussian input noise, cross-entropy, one optimizer and
-    scheduler step per batch. Returns the mean training loss of the last epoch.
+    most, of a `shift_probability` share of the images; flattened square images only) then Gaussian input
+    noise, cross-entropy, one optimizer and scheduler step per batch. Returns the mean training loss of the last epoch.
 
     `penalty` (a weight regulariser, if any) is added every `penalty_every` steps, scaled by
     `penalty_every` so that its average pull does not depend on how often it is paid for."""

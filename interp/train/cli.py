@@ -37,7 +37,7 @@ def train_classifier_command(args: argparse.Namespace) -> dict[str, Any]:
                            batch_size=args.batch_size, seed=args.seed, warmup_frac=args.warmup,
                            rank_penalty=args.rank_penalty, rank_keep=args.rank_keep, rank_every=args.rank_every,
                            shift=args.shift, shift_prob=args.shift_prob)
-    command = _canonical_command(args)
+    command = classifier_command(options, args.out, args.data_dir)
     with torch_threads(args.threads):
         metrics = train_and_save(args.out, options, data_dir=args.data_dir, quiet=args.quiet, command=command,
                                  force=args.force, device=resolve_device(args.device))
@@ -45,23 +45,24 @@ def train_classifier_command(args: argparse.Namespace) -> dict[str, Any]:
                                                              "train_seconds", "arch", "dataset")}}
 
 
-def _canonical_command(args: argparse.Namespace) -> str:
-    """The full command with every option spelled out, so that metrics.json says exactly how to remake it."""
-    parts = ["interp", "train", "classifier", "--dataset", args.dataset, "--arch", args.arch, "--out", str(args.out),
-             "--epochs", str(args.epochs), "--hidden", str(args.hidden), "--embed", str(args.embed),
-             "--noise", str(args.noise), "--wd", str(args.wd), "--lr", str(args.lr), "--warmup", str(args.warmup),
-             "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
-    if args.bias:
+def classifier_command(options: TrainOptions, out: str | Path, data_dir: Path | None = None) -> str:
+    """The full `interp train classifier` command with every option of `options` spelled out, so that metrics.json
+    (and the spectra sweep) say exactly how to remake a model."""
+    parts = ["interp", "train", "classifier", "--dataset", options.dataset, "--arch", options.arch, "--out", str(out),
+             "--epochs", str(options.epochs), "--hidden", str(options.hidden), "--embed", str(options.embed or 0),
+             "--noise", str(options.noise), "--wd", str(options.wd), "--lr", str(options.lr),
+             "--warmup", str(options.warmup_frac), "--batch-size", str(options.batch_size), "--seed", str(options.seed)]
+    if options.bias:
         parts.append("--bias")
-    if args.rank_penalty > 0:
-        parts += ["--rank-penalty", str(args.rank_penalty), "--rank-keep", str(args.rank_keep),
-                  "--rank-every", str(args.rank_every)]
-    if args.shift > 0:
-        parts += ["--shift", str(args.shift)]
-        if args.shift_prob < 1.0:
-            parts += ["--shift-prob", str(args.shift_prob)]
-    if args.data_dir is not None:
-        parts += ["--data-dir", str(args.data_dir)]
+    if options.rank_penalty > 0:
+        parts += ["--rank-penalty", str(options.rank_penalty), "--rank-keep", str(options.rank_keep),
+                  "--rank-every", str(options.rank_every)]
+    if options.shift > 0:
+        parts += ["--shift", str(options.shift)]
+        if options.shift_prob < 1.0:
+            parts += ["--shift-prob", str(options.shift_prob)]
+    if data_dir is not None:
+        parts += ["--data-dir", str(data_dir)]
     return " ".join(shlex.quote(p) for p in parts)
 
 
