@@ -11,12 +11,18 @@ mean difference of per-sequence losses and its standard error.
 `--ordinary` adds where a model loses on text made only of ordinary sentences: the loss at positions whose previous
 word came earlier in the sequence, split by whether copying the word that followed it then would be right, and at
 the other positions. A model that copies after any matching word pays at the first kind.
+
+`--by-kind` splits each model's loss, and its difference from the first model, by the kind of planted passage a
+word belongs to and by whether it is the passage's first word. The first word of a passage is a choice of which kind
+comes next: a model trained on another mix of kinds pays there whatever it learned. `first_word_kl` estimates
+that floor from the two corpora's own first-word frequencies (the second model's corpus against the planted one).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 from pathlib import Path
 
@@ -85,12 +91,80 @@ def ordinary_breakdown(paths: list[Path], n: int) -> dict:
     return out
 
 
+def first_word_kl(config: corpus.CorpusConfig, n_documents: int = 20000) -> dict:
+    """KL(planted ‖ `config`) of the first word of a passage, in nats, and the share of planted words that are
+    passage firsts: the least extra loss per word any model of the `config` corpus pays on planted text there."""
+    def first_words(config_or_none) -> tuple[dict[str, float], int, int]:
+        rng = random.Random(SEED + 2)
+        counts: dict[str, int] = {}
+        n_firsts = n_words = 0
+        for _ in range(n_documents):
+            passages: list = []
+            words = corpus.training_document(rng, 63, config_or_none, passages)
+            n_words += len(words)
+            for _, start in passages:
+                if start < len(words):
+                    counts[words[start]] = counts.get(words[start], 0) + 1
+                    n_firsts += 1
+        return {w: c / n_firsts for w, c in counts.items()}, n_firsts, n_words
+
+    planted, firsts, words = first_words(None)
+    other, _, _ = first_words(config)
+    missing = sorted(w for w in planted if w not in other)
+    kl = sum(p * math.log(p / other[w]) for w, p in planted.items() if w in other)
+    return {"kl_nats": kl, "first_word_share": firsts / words, "floor_per_word": kl * firsts / words,
+            "missing_in_other": missing}
+
+
+def by_kind_breakdown(paths: list[Path], n: int) -> dict:
+    """Loss by planted passage kind and by first word / rest of passage, for each model, on `n` planted texts;
+    `contribution`: the kind's share of the mean per-word difference from the first model."""
+    texts = passages_of = None
+    losses = {}
+    for path in paths:
+        lm = load_lm(path)
+        if texts is None:
+            rng = random.Random(SEED)
+            texts, passages_of = [], []
+            for _ in range(n):
+                passages: list = []
+                texts.append(corpus.training_document(rng, lm.model.cfg.n_ctx - 1, None, passages))
+                passages_of.append(passages)
+        tokens = torch.tensor([lm.tokenizer.encode(" ".join(w)) for w in texts])
+        losses[str(path)] = per_token_loss(lm.model, tokens)  # [n, n_words]: index j predicts word j
+    labels = []
+    for words, passages in zip(texts, passages_of):
+        row = []
+        starts = {start: kind for kind, start in passages}
+        kind = None
+        for j in range(len(words)):
+            kind = starts.get(j, kind)
+            row.append(f"{kind} {'first' if j in starts else 'rest'}")
+        labels.append(row)
+    flat = [label for row in labels for label in row]
+    reference = str(paths[0])
+    out = {}
+    for name, loss in losses.items():
+        values = loss.reshape(-1)
+        diff = values - losses[reference].reshape(-1)
+        groups = {}
+        for label in sorted(set(flat)):
+            mask = torch.tensor([x == label for x in flat])
+            groups[label] = {"words": int(mask.sum()), "loss": values[mask].mean().item(),
+                             "minus_reference": diff[mask].mean().item(),
+                             "contribution": (diff[mask].sum() / len(diff)).item()}
+        out[name] = groups
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("models", nargs="+", type=Path, help="LM checkpoint folders; the first is the reference")
     p.add_argument("--n", type=int, default=2048, help="planted-text sequences")
     p.add_argument("--json", action="store_true")
     p.add_argument("--ordinary", action="store_true", help="also the ordinary-text breakdown (see the module doc)")
+    p.add_argument("--by-kind", action="store_true",
+                   help="also the loss by passage kind, first word or rest (see the module doc)")
     args = p.parse_args()
     torch.set_num_threads(2)
     losses = {}
@@ -111,6 +185,11 @@ def main() -> None:
     result = {"reference": reference, "n_sequences": args.n, "seed": SEED, "rows": rows}
     if args.ordinary:
         result["ordinary"] = ordinary_breakdown(args.models, min(args.n, 512))
+    if args.by_kind:
+        result["by_kind"] = by_kind_breakdown(args.models, min(args.n, 1024))
+        options = load_lm(args.models[-1]).config.get("train_options")
+        config = corpus.corpus_config_from_options(options)
+        result["first_word_kl"] = first_word_kl(config) if config.kind != "planted" else None
     if args.json:
         print(json.dumps(result, indent=1))
         return
@@ -120,6 +199,18 @@ def main() -> None:
     for name, parts in result.get("ordinary", {}).items():
         kinds = "   ".join(f"{kind} {v['loss']:.3f} ({v['positions']})" for kind, v in parts.items() if kind != "all")
         print(f"ordinary text {name:40s} {parts['all']:.4f}   {kinds}")
+    for name, groups in result.get("by_kind", {}).items():
+        if name == reference:
+            continue
+        print(f"by passage kind, {name} − reference (loss difference, its part of the mean difference):")
+        for label, g in groups.items():
+            print(f"  {label:20s} {g['words']:6d} words   {g['minus_reference']:+.4f}   {g['contribution']:+.4f}")
+    if result.get("first_word_kl"):
+        kl = result["first_word_kl"]
+        print(f"first-word KL(planted ‖ {args.models[-1]}'s corpus) {kl['kl_nats']:.4f} nats on a share "
+              f"{kl['first_word_share']:.3f} of words: a floor of {kl['floor_per_word']:+.4f} per word"
+              + (f"; planted first words the other corpus never starts with: {kl['missing_in_other']}"
+                 if kl['missing_in_other'] else ""))
 
 
 if __name__ == "__main__":

@@ -147,6 +147,30 @@ def test_planted_corpus_is_the_default_and_unchanged():
     assert structural != " ".join(corpus.training_document(random.Random(5), 500))
 
 
+def test_training_document_records_its_passages():
+    """`passages` names each passage's kind and first word without changing the words drawn; each kind's passages
+    have that kind's shape."""
+    kinds = {None: {"ordinary", "ioi", "brackets", "listed"},
+             STRUCTURAL: {"ordinary", "past", "ioi_composed", "ioi", "brackets", "listed", "repeat"}}
+    for config, expected in kinds.items():
+        passages: list = []
+        words = corpus.training_document(random.Random(3), 4000, config, passages)
+        assert words == corpus.training_document(random.Random(3), 4000, config)
+        assert {kind for kind, _ in passages} == expected
+        starts = [start for _, start in passages]
+        assert starts[0] == 0 and starts == sorted(set(starts)) and starts[-1] < len(words)
+        for (kind, start), end in zip(passages[:-1], starts[1:]):  # the last passage is cut at 4000 words
+            passage = words[start:end]
+            if kind == "listed":
+                assert passage[:2] == ["list", ":"] and passage.count("list") == 2
+            elif kind == "brackets":
+                assert passage[-1] == ";" and ";" not in passage[:-1]
+            elif kind in ("ordinary", "past"):
+                assert passage[-1] == "." and "." not in passage[:-1], passage
+            elif kind != "repeat":  # IOI: a sentence that may hold a full stop between its clauses
+                assert passage[-1] == "." and len(passage) > 8, passage
+
+
 def test_heldout_ioi_families_never_occur_in_structural_training_text():
     text = " ".join(corpus.training_document(random.Random(0), 60_000, STRUCTURAL))
     held = STRUCTURAL.ioi_heldout_families

@@ -443,17 +443,22 @@ def _ioi_training_words(sentence) -> list[str]:
     return prompt.split() + [indirect, "."]
 
 
-def _mixture(rng: random.Random, n_words: int, parts) -> list[str]:
-    """About `n_words` words: each passage is drawn by the first `(bound, make)` of `parts` with r < bound, for one
-    uniform r per passage (bounds ascending, the last 1.0)."""
+def _mixture(rng: random.Random, n_words: int, parts, passages: list | None = None) -> list[str]:
+    """About `n_words` words: each passage is drawn by the first `(bound, kind, make)` of `parts` with r < bound,
+    for one uniform r per passage (bounds ascending, the last 1.0). `passages`, if given, receives one
+    `(kind, first word index)` per passage that starts within the `n_words`."""
     words: list[str] = []
     while len(words) < n_words:
         r = rng.random()
-        words += next(make() for bound, make in parts if r < bound)
+        kind, make = next((kind, make) for bound, kind, make in parts if r < bound)
+        if passages is not None:
+            passages.append((kind, len(words)))
+        words += make()
     return words[:n_words]
 
 
-def structural_document(rng: random.Random, n_words: int, config: CorpusConfig) -> list[str]:
+def structural_document(rng: random.Random, n_words: int, config: CorpusConfig,
+                        passages: list | None = None) -> list[str]:
     """About `n_words` words of the structural corpus."""
     def brackets() -> list[str]:
         # Mostly the planted lines: a model that reads chains half the time predicts planted lines worse (+0.06
@@ -464,33 +469,37 @@ def structural_document(rng: random.Random, n_words: int, config: CorpusConfig) 
 
     # The planted passages stay in the mix, so the planted text is still learned as well as by the shipped models
     # (the held-out loss is measured on it). Each planted kind's loss follows how much of it a model reads: the
-    # planted models read 4000 steps × a quarter of each; at 8000 steps a share of about 0.15 per kind matches
-    # that (at 0.085 planted bracket lines cost 0.06 nats more, at 0.10 lists 0.02 more).
+    # planted models read 4000 steps × a quarter of each; a share of about 0.15 per kind over 13000–15000 steps
+    # reads more (at 8000 steps, planted bracket lines at 0.085 cost 0.06 nats more, lists at 0.10 0.02 more).
+    # Which kind comes next costs a model of this mix ~0.009 nats per planted word whatever it learns
+    # (bench/compare_heldout_loss.py --by-kind): the planted kinds' first words are rarer here.
     return _mixture(rng, n_words, [
-        (0.16, lambda: ordinary_sentence(rng).split()),
-        (0.20, lambda: past_sentence(rng).split()),
-        (0.44, lambda: _ioi_training_words(ioi_structural_training_sentence(rng, config))),
-        (0.54, lambda: _ioi_training_words(ioi_sentence(rng, "train"))),
-        (0.76, brackets),
-        (0.90, lambda: listed_induction_words(rng)),
-        (1.0, lambda: repeat_text(rng, config)),
-    ])
+        (0.16, "ordinary", lambda: ordinary_sentence(rng).split()),
+        (0.20, "past", lambda: past_sentence(rng).split()),
+        (0.44, "ioi_composed", lambda: _ioi_training_words(ioi_structural_training_sentence(rng, config))),
+        (0.54, "ioi", lambda: _ioi_training_words(ioi_sentence(rng, "train"))),
+        (0.76, "brackets", brackets),
+        (0.90, "listed", lambda: listed_induction_words(rng)),
+        (1.0, "repeat", lambda: repeat_text(rng, config)),
+    ], passages)
 
 
 # ---------------------------------------------------------------- training text
 
 
-def training_document(rng: random.Random, n_words: int, config: CorpusConfig | None = None) -> list[str]:
+def training_document(rng: random.Random, n_words: int, config: CorpusConfig | None = None,
+                      passages: list | None = None) -> list[str]:
     """About `n_words` words (no BOS) mixing ordinary sentences with the three tasks; `config` None or planted:
-    the corpus of the shipped checkpoints, drawing exactly the same words from `rng` as before it had options."""
+    the corpus of the shipped checkpoints, drawing exactly the same words from `rng` as before it had options.
+    `passages`, if given, receives `(kind, first word index)` of each passage (`_mixture`)."""
     if config is not None and config.kind == "structural":
-        return structural_document(rng, n_words, config)
+        return structural_document(rng, n_words, config, passages)
     return _mixture(rng, n_words, [
-        (0.25, lambda: ordinary_sentence(rng).split()),
-        (0.5, lambda: _ioi_training_words(ioi_sentence(rng, "train"))),
-        (0.75, lambda: bracket_line(rng)),
-        (1.0, lambda: listed_induction_words(rng)),
-    ])
+        (0.25, "ordinary", lambda: ordinary_sentence(rng).split()),
+        (0.5, "ioi", lambda: _ioi_training_words(ioi_sentence(rng, "train"))),
+        (0.75, "brackets", lambda: bracket_line(rng)),
+        (1.0, "listed", lambda: listed_induction_words(rng)),
+    ], passages)
 
 
 def training_tokens(tokenizer: WordTokenizer, n_sequences: int, n_ctx: int, seed: int,

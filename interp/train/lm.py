@@ -231,7 +231,7 @@ def check_tokenizer_fits(lm: LoadedLM) -> None:
         raise InterpError(f"the model's tokenizer lacks corpus words {missing[:5]}: it was not trained on this corpus")
 
 
-def _ioi_metrics(lm: LoadedLM, examples: list[corpus.TaskExample],
+def ioi_metrics(lm: LoadedLM, examples: list[corpus.TaskExample],
                  families: tuple[str, ...] = ()) -> dict[str, float]:
     """IOI accuracy, logit difference and where the top-1 prediction goes; with `families`, also the accuracy on
     the examples built from each of those frame families (`by_family`)."""
@@ -315,9 +315,9 @@ def evaluate_lm_tasks(lm: LoadedLM, n: int = 200, seed: int = corpus.EVAL_SEED,
     model.eval()
 
     induction = _sequence_accuracy(lm, corpus.induction_sequences(n, seed))
-    ioi = _ioi_metrics(lm, corpus.ioi_examples(n, seed))
+    ioi = ioi_metrics(lm, corpus.ioi_examples(n, seed))
     # Same held-out templates, places and objects, but names the model saw in IOI training.
-    ioi_seen_names = _ioi_metrics(lm, corpus.ioi_examples(n, seed, names="train"))
+    ioi_seen_names = ioi_metrics(lm, corpus.ioi_examples(n, seed, names="train"))
     brackets = _closer_accuracy(lm, corpus.bracket_examples(n, seed))
 
     depth = corpus_config.bracket_depth
@@ -327,7 +327,7 @@ def evaluate_lm_tasks(lm: LoadedLM, n: int = 200, seed: int = corpus.EVAL_SEED,
         if max(len(text.split()) + 1 for text, _ in sequences) <= model.cfg.n_ctx:
             structural[f"induction_{kind}"] = _sequence_accuracy(lm, sequences)
     structural.update({
-        "ioi_unseen_frames": _ioi_metrics(lm, corpus.ioi_frame_examples(corpus_config, n, seed),
+        "ioi_unseen_frames": ioi_metrics(lm, corpus.ioi_frame_examples(corpus_config, n, seed),
                                           families=corpus_config.ioi_heldout_families),
         "brackets_trained_depth": {"depth": depth, **_closer_accuracy(lm, corpus.bracket_depth_examples(depth, n, seed))},
         "brackets_deeper": {"depth": depth + 1,
