@@ -91,22 +91,22 @@ def ordinary_breakdown(paths: list[Path], n: int) -> dict:
     return out
 
 
-def first_word_kl(config: corpus.CorpusConfig, n_documents: int = 20000) -> dict:
+def first_word_kl(config: corpus.CorpusConfig, n_words: int, n_documents: int = 20000) -> dict:
     """KL(planted ‖ `config`) of the first word of a passage, in nats, and the share of planted words that are
-    passage firsts: the least extra loss per word any model of the `config` corpus pays on planted text there."""
+    passage firsts (in documents of `n_words`, as scored): the least extra loss per word any model of the `config`
+    corpus pays on planted text there."""
     def first_words(config_or_none) -> tuple[dict[str, float], int, int]:
         rng = random.Random(SEED + 2)
         counts: dict[str, int] = {}
-        n_firsts = n_words = 0
+        n_firsts = total = 0
         for _ in range(n_documents):
             passages: list = []
-            words = corpus.training_document(rng, 63, config_or_none, passages)
-            n_words += len(words)
+            words = corpus.training_document(rng, n_words, config_or_none, passages)
+            total += len(words)
             for _, start in passages:
-                if start < len(words):
-                    counts[words[start]] = counts.get(words[start], 0) + 1
-                    n_firsts += 1
-        return {w: c / n_firsts for w, c in counts.items()}, n_firsts, n_words
+                counts[words[start]] = counts.get(words[start], 0) + 1
+                n_firsts += 1
+        return {w: c / n_firsts for w, c in counts.items()}, n_firsts, total
 
     planted, firsts, words = first_words(None)
     other, _, _ = first_words(config)
@@ -142,14 +142,14 @@ def by_kind_breakdown(paths: list[Path], n: int) -> dict:
             row.append(f"{kind} {'first' if j in starts else 'rest'}")
         labels.append(row)
     flat = [label for row in labels for label in row]
+    masks = {label: torch.tensor([x == label for x in flat]) for label in sorted(set(flat))}
     reference = str(paths[0])
     out = {}
     for name, loss in losses.items():
         values = loss.reshape(-1)
         diff = values - losses[reference].reshape(-1)
         groups = {}
-        for label in sorted(set(flat)):
-            mask = torch.tensor([x == label for x in flat])
+        for label, mask in masks.items():
             groups[label] = {"words": int(mask.sum()), "loss": values[mask].mean().item(),
                              "minus_reference": diff[mask].mean().item(),
                              "contribution": (diff[mask].sum() / len(diff)).item()}
@@ -187,9 +187,10 @@ def main() -> None:
         result["ordinary"] = ordinary_breakdown(args.models, min(args.n, 512))
     if args.by_kind:
         result["by_kind"] = by_kind_breakdown(args.models, min(args.n, 1024))
-        options = load_lm(args.models[-1]).config.get("train_options")
-        config = corpus.corpus_config_from_options(options)
-        result["first_word_kl"] = first_word_kl(config) if config.kind != "planted" else None
+        last = load_lm(args.models[-1])
+        config = corpus.corpus_config_from_options(last.config.get("train_options"))
+        result["first_word_kl"] = (first_word_kl(config, last.model.cfg.n_ctx - 1)
+                                   if config.kind != "planted" else None)
     if args.json:
         print(json.dumps(result, indent=1))
         return

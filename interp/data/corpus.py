@@ -446,7 +446,7 @@ def _ioi_training_words(sentence) -> list[str]:
 def _mixture(rng: random.Random, n_words: int, parts, passages: list | None = None) -> list[str]:
     """About `n_words` words: each passage is drawn by the first `(bound, kind, make)` of `parts` with r < bound,
     for one uniform r per passage (bounds ascending, the last 1.0). `passages`, if given, receives one
-    `(kind, first word index)` per passage that starts within the `n_words`."""
+    `(kind, first word index)` per passage (the last may be cut at `n_words`)."""
     words: list[str] = []
     while len(words) < n_words:
         r = rng.random()

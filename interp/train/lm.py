@@ -232,7 +232,7 @@ def check_tokenizer_fits(lm: LoadedLM) -> None:
 
 
 def ioi_metrics(lm: LoadedLM, examples: list[corpus.TaskExample],
-                 families: tuple[str, ...] = ()) -> dict[str, float]:
+                families: tuple[str, ...] = ()) -> dict[str, float]:
     """IOI accuracy, logit difference and where the top-1 prediction goes; with `families`, also the accuracy on
     the examples built from each of those frame families (`by_family`)."""
     tok = lm.tokenizer
