@@ -10,7 +10,9 @@ mean difference of per-sequence losses and its standard error.
 
 `--ordinary` adds where a model loses on text made only of ordinary sentences: the loss at positions whose previous
 word came earlier in the sequence, split by whether copying the word that followed it then would be right, and at
-the other positions. A model that copies after any matching word pays at the first kind.
+the other positions. A model that copies after any matching word pays at the first kind. Both kinds are split again
+by the previous word: a content word (names, nouns, adjectives, objects, places: what repeat spans are mostly made
+of) or another word (determiners, verbs, prepositions, punctuation).
 
 `--by-kind` splits each model's loss, and its difference from the first model, by the kind of planted passage a
 word belongs to and by whether it is the passage's first word. The first word of a passage is a choice of which kind
@@ -33,6 +35,7 @@ from interp.data import corpus
 from interp.models.lm import load_lm
 
 SEED = corpus.EVAL_SEED + 8  # evaluate_lm_tasks uses EVAL_SEED + 7
+CONTENT_WORDS = set(corpus.INDUCTION_POOL)  # names, nouns, adjectives, objects, places
 
 
 def per_sequence_loss(model, tokens: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
@@ -82,12 +85,17 @@ def ordinary_breakdown(paths: list[Path], n: int) -> dict:
                 texts.append(words[:lm.model.cfg.n_ctx - 1])
         tokens = torch.tensor([lm.tokenizer.encode(" ".join(w)) for w in texts])
         loss = per_token_loss(lm.model, tokens)  # position j predicts word j (after BOS)
-        by = {}
+        by, by_previous = {}, {}
         for i, words in enumerate(texts):
             for j, kind in enumerate(copy_categories(words)):
                 by.setdefault(kind, []).append(loss[i, j].item())
+                if kind != "not repeated":  # content words are those repeat spans are mostly made of
+                    previous = "content" if words[j - 1] in CONTENT_WORDS else "other"
+                    by_previous.setdefault(f"{kind} after {previous} word", []).append(loss[i, j].item())
         out[str(path)] = {"all": loss.mean().item(),
-                          **{kind: {"loss": sum(v) / len(v), "positions": len(v)} for kind, v in sorted(by.items())}}
+                          **{kind: {"loss": sum(v) / len(v), "positions": len(v)} for kind, v in sorted(by.items())},
+                          "by_previous_word": {kind: {"loss": sum(v) / len(v), "positions": len(v)}
+                                               for kind, v in sorted(by_previous.items())}}
     return out
 
 
@@ -198,8 +206,11 @@ def main() -> None:
         print(f"{row['model']:48s} loss {row['loss']:.4f} ± {row['loss_se']:.4f}   "
               f"− reference {row['minus_reference']:+.4f} ± {row['minus_reference_se']:.4f}")
     for name, parts in result.get("ordinary", {}).items():
-        kinds = "   ".join(f"{kind} {v['loss']:.3f} ({v['positions']})" for kind, v in parts.items() if kind != "all")
+        kinds = "   ".join(f"{kind} {v['loss']:.3f} ({v['positions']})" for kind, v in parts.items()
+                           if kind not in ("all", "by_previous_word"))
         print(f"ordinary text {name:40s} {parts['all']:.4f}   {kinds}")
+        print("    " + "   ".join(f"{kind} {v['loss']:.3f} ({v['positions']})"
+                                  for kind, v in parts["by_previous_word"].items()))
     for name, groups in result.get("by_kind", {}).items():
         if name == reference:
             continue
