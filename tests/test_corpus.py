@@ -233,6 +233,16 @@ def test_structural_eval_sets_are_what_they_say():
             assert words.count(span[0]) == 2 and "list" not in words  # one source, no marker
             if kind == "long":
                 assert len(span) == corpus.LONG_SPAN > STRUCTURAL.repeat_max
+    pool = set(corpus.INDUCTION_POOL)
+    function_words = 0
+    for text, positions in corpus.repeat_sequences("ordinary", 50):
+        words = text.split()
+        span = words[positions[0] - 1:positions[-1] + 1]
+        first = next(i for i in range(len(words)) if words[i:i + len(span)] == span)
+        assert first < positions[0] - 1 and 4 <= len(span) <= 10 and "list" not in words
+        assert all(words.count(w) == 2 for w in set(span) & pool)  # content words: only the two copies
+        function_words += sum(w not in pool for w in span)
+    assert function_words > 100  # the spans are running text, determiners and verbs included
     for depth in (6, 7):
         for ex in corpus.bracket_depth_examples(depth, 50):
             assert corpus.BRACKETS[open_brackets(ex.prompt)[-1]] == ex.target != ex.contrast

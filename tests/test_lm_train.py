@@ -208,7 +208,7 @@ def _hand_accuracies(lm, n: int) -> dict[str, float]:
     tok = lm.tokenizer
     out = {}
     with torch.no_grad():
-        for kind in ("unmarked", "distractor", "long"):
+        for kind in ("unmarked", "distractor", "long", "ordinary"):
             correct = total = 0
             for text, positions in corpus.repeat_sequences(kind, n):
                 ids = tok.encode(text)

@@ -594,7 +594,8 @@ def bracket_examples(n: int = 200, seed: int = EVAL_SEED) -> list[TaskExample]:
 # Fixed for every model (except where a set depends on the model's training corpus: the bracket depth it was
 # trained to and its held-out IOI families), so shipped and new models are measured on the same text.
 
-STRUCTURAL_SETS = ("induction_unmarked", "induction_distractor", "induction_long", "ioi_unseen_frames",
+STRUCTURAL_SETS = ("induction_unmarked", "induction_distractor", "induction_long", "induction_ordinary",
+                   "ioi_unseen_frames",
                    "brackets_trained_depth", "brackets_deeper")
 
 
@@ -614,15 +615,31 @@ def repeat_sequences(kind: str, n: int = 200, seed: int = EVAL_SEED) -> list[tup
     second copy after its first. `kind`:
     "unmarked": [sentence] X [1–2 sentences] X, X of 4–10 random pool words;
     "distractor": [sentence] X [sentence] Y [sentence] X, Y another random span of 4–8 words sharing none of X's;
-    "long": X [sentence] X with X of `LONG_SPAN` words (training spans are at most 16 words, planted ones 8)."""
+    "long": X [sentence] X with X of `LONG_SPAN` words (training spans are at most 16 words, planted ones 8);
+    "ordinary": [sentence] X [1–2 sentences] X, X 4–10 consecutive words cut from ordinary sentences, so it holds
+    determiners, verbs and full stops that the gap repeats: the copy has to follow the span, not one word."""
     from interp.errors import InterpError
 
-    offsets = {"unmarked": 11, "distractor": 12, "long": 13}
+    offsets = {"unmarked": 11, "distractor": 12, "long": 13, "ordinary": 14}
     if kind not in offsets:
         raise InterpError(f"unknown repeat set {kind!r}; choose one of {', '.join(offsets)}")
     rng = random.Random(seed + offsets[kind])
     out = []
     for _ in range(n):
+        if kind == "ordinary":
+            length = rng.randint(4, 10)
+            text: list[str] = []
+            while len(text) < length:
+                text += ordinary_sentence(rng).split()
+            start = rng.randint(0, len(text) - length)
+            span = text[start:start + length]
+            avoid = set(span) & set(INDUCTION_POOL)  # its content words come only from the span
+            words = _sentences_avoiding(rng, avoid, rng.randint(0, 1)) + span
+            words += _sentences_avoiding(rng, avoid, rng.randint(1, 2))
+            start = len(words)
+            words += span
+            out.append((" ".join(words), list(range(start + 1, start + len(span)))))
+            continue
         span = induction_span(rng, LONG_SPAN if kind == "long" else rng.randint(4, 10 if kind == "unmarked" else 8))
         avoid = set(span)
         words = [] if kind == "long" else _sentences_avoiding(rng, avoid, rng.randint(0, 1))

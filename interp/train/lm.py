@@ -301,8 +301,8 @@ def evaluate_lm_tasks(lm: LoadedLM, n: int = 200, seed: int = corpus.EVAL_SEED,
     bracket accuracy (the right closer beats the three other closing brackets). `ioi_seen_names` repeats IOI
     on the held-out templates with names seen in IOI training.
 
-    The structural sets (`corpus.STRUCTURAL_SETS`): induction on unmarked repeats, after a distractor span, and on
-    spans of 20 words; IOI in held-out frame families with held-out names; brackets nested exactly as deep as the
+    The structural sets (`corpus.STRUCTURAL_SETS`): induction on unmarked repeats, after a distractor span, on
+    spans of 20 words and on spans cut from ordinary sentences; IOI in held-out frame families with held-out names; brackets nested exactly as deep as the
     training corpus allows, and one level deeper. `corpus_config` None: the one recorded in the checkpoint's
     train_options (the planted corpus when none is). `heldout_loss` is on fresh planted-corpus text for every
     model (comparable across corpora); `heldout_loss_training_corpus` on the model's own corpus."""
@@ -322,13 +322,14 @@ def evaluate_lm_tasks(lm: LoadedLM, n: int = 200, seed: int = corpus.EVAL_SEED,
 
     depth = corpus_config.bracket_depth
     structural = {}
-    for kind in ("unmarked", "distractor", "long"):  # texts of up to 52 tokens: left out of shorter-context models
+    # Texts of up to 52 tokens: a set whose longest text does not fit a shorter-context model is left out.
+    for kind in ("unmarked", "distractor", "long", "ordinary"):
         sequences = corpus.repeat_sequences(kind, n, seed)
         if max(len(text.split()) + 1 for text, _ in sequences) <= model.cfg.n_ctx:
             structural[f"induction_{kind}"] = _sequence_accuracy(lm, sequences)
     structural.update({
         "ioi_unseen_frames": ioi_metrics(lm, corpus.ioi_frame_examples(corpus_config, n, seed),
-                                          families=corpus_config.ioi_heldout_families),
+                                         families=corpus_config.ioi_heldout_families),
         "brackets_trained_depth": {"depth": depth, **_closer_accuracy(lm, corpus.bracket_depth_examples(depth, n, seed))},
         "brackets_deeper": {"depth": depth + 1,
                             **_closer_accuracy(lm, corpus.bracket_depth_examples(depth + 1, n, seed))},
