@@ -421,17 +421,19 @@ def bracket_chain_line(rng: random.Random, depth: int) -> list[str]:
 REPEAT_ORDINARY_SPAN_SHARE = 0.2
 
 
+def ordinary_span(rng: random.Random, length: int) -> list[str]:
+    """`length` consecutive words cut from ordinary sentences (at any word, across sentence ends)."""
+    text: list[str] = []
+    while len(text) < length:
+        text += ordinary_sentence(rng).split()
+    start = rng.randint(0, len(text) - length)
+    return text[start:start + length]
+
+
 def repeat_text(rng: random.Random, config: CorpusConfig) -> list[str]:
     """An unmarked repeat: a span (random pool words or ordinary text), a gap of ordinary text, the span again."""
     length = rng.randint(config.repeat_min, config.repeat_max)
-    if rng.random() >= REPEAT_ORDINARY_SPAN_SHARE:
-        span = induction_span(rng, length)
-    else:
-        text: list[str] = []
-        while len(text) < length:
-            text += ordinary_sentence(rng).split()
-        start = rng.randint(0, len(text) - length)
-        span = text[start:start + length]
+    span = induction_span(rng, length) if rng.random() >= REPEAT_ORDINARY_SPAN_SHARE else ordinary_span(rng, length)
     gap: list[str] = []
     for _ in range(rng.randint(0, 2)):
         gap += ordinary_sentence(rng).split()
@@ -595,8 +597,7 @@ def bracket_examples(n: int = 200, seed: int = EVAL_SEED) -> list[TaskExample]:
 # trained to and its held-out IOI families), so shipped and new models are measured on the same text.
 
 STRUCTURAL_SETS = ("induction_unmarked", "induction_distractor", "induction_long", "induction_ordinary",
-                   "ioi_unseen_frames",
-                   "brackets_trained_depth", "brackets_deeper")
+                   "ioi_unseen_frames", "brackets_trained_depth", "brackets_deeper")
 
 
 def _sentences_avoiding(rng: random.Random, avoid: set[str], count: int) -> list[str]:
@@ -627,12 +628,7 @@ def repeat_sequences(kind: str, n: int = 200, seed: int = EVAL_SEED) -> list[tup
     out = []
     for _ in range(n):
         if kind == "ordinary":
-            length = rng.randint(4, 10)
-            text: list[str] = []
-            while len(text) < length:
-                text += ordinary_sentence(rng).split()
-            start = rng.randint(0, len(text) - length)
-            span = text[start:start + length]
+            span = ordinary_span(rng, rng.randint(4, 10))
             avoid = set(span) & set(INDUCTION_POOL)  # its content words come only from the span
             words = _sentences_avoiding(rng, avoid, rng.randint(0, 1)) + span
             words += _sentences_avoiding(rng, avoid, rng.randint(1, 2))

@@ -302,8 +302,8 @@ def evaluate_lm_tasks(lm: LoadedLM, n: int = 200, seed: int = corpus.EVAL_SEED,
     on the held-out templates with names seen in IOI training.
 
     The structural sets (`corpus.STRUCTURAL_SETS`): induction on unmarked repeats, after a distractor span, on
-    spans of 20 words and on spans cut from ordinary sentences; IOI in held-out frame families with held-out names; brackets nested exactly as deep as the
-    training corpus allows, and one level deeper. `corpus_config` None: the one recorded in the checkpoint's
+    spans of 20 words and on spans cut from ordinary sentences; IOI in held-out frame families with held-out names;
+    brackets nested exactly as deep as the training corpus allows, and one level deeper. `corpus_config` None: the one recorded in the checkpoint's
     train_options (the planted corpus when none is). `heldout_loss` is on fresh planted-corpus text for every
     model (comparable across corpora); `heldout_loss_training_corpus` on the model's own corpus."""
     check_tokenizer_fits(lm)
