@@ -38,11 +38,6 @@ SEED = corpus.EVAL_SEED + 8  # evaluate_lm_tasks uses EVAL_SEED + 7
 CONTENT_WORDS = set(corpus.INDUCTION_POOL)  # names, nouns, adjectives, objects, places
 
 
-def per_sequence_loss(model, tokens: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-    """Mean next-token cross-entropy of each sequence (every position after BOS), [n]."""
-    return per_token_loss(model, tokens, batch_size).mean(-1)
-
-
 def per_token_loss(model, tokens: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
     """Next-token cross-entropy at every position after BOS, [n, n_ctx - 1]."""
     out = []
@@ -69,33 +64,32 @@ def copy_categories(words: list[str]) -> list[str]:
     return out
 
 
-def ordinary_breakdown(paths: list[Path], n: int) -> dict:
-    """Mean loss of each model on `n` sequences of ordinary sentences, overall and by `copy_categories`."""
+def ordinary_breakdown(lms: dict, n: int) -> dict:
+    """Mean loss of each model (`lms`: name → LoadedLM) on `n` sequences of ordinary sentences, overall and by
+    `copy_categories`."""
+    n_words = next(iter(lms.values())).model.cfg.n_ctx - 1  # as on planted text: n_ctx - 1 words after BOS
+    rng = random.Random(SEED + 1)
+    texts = []
+    for _ in range(n):
+        words: list[str] = []
+        while len(words) < n_words:
+            words += corpus.ordinary_sentence(rng).split()
+        texts.append(words[:n_words])
+    categories = [copy_categories(words) for words in texts]
     out = {}
-    texts = None
-    for path in paths:
-        lm = load_lm(path)
-        if texts is None:  # the same words for every model, as in main: n_ctx - 1 words after BOS
-            rng = random.Random(SEED + 1)
-            texts = []
-            for _ in range(n):
-                words: list[str] = []
-                while len(words) < lm.model.cfg.n_ctx - 1:
-                    words += corpus.ordinary_sentence(rng).split()
-                texts.append(words[:lm.model.cfg.n_ctx - 1])
-        tokens = torch.tensor([lm.tokenizer.encode(" ".join(w)) for w in texts])
-        loss = per_token_loss(lm.model, tokens)  # position j predicts word j (after BOS)
+    for name, lm in lms.items():
+        loss = per_token_loss(lm.model, torch.tensor([lm.tokenizer.encode(" ".join(w)) for w in texts]))
         by, by_previous = {}, {}
         for i, words in enumerate(texts):
-            for j, kind in enumerate(copy_categories(words)):
+            for j, kind in enumerate(categories[i]):  # position j predicts word j (after BOS)
                 by.setdefault(kind, []).append(loss[i, j].item())
                 if kind != "not repeated":  # content words are those repeat spans are mostly made of
                     previous = "content" if words[j - 1] in CONTENT_WORDS else "other"
                     by_previous.setdefault(f"{kind} after {previous} word", []).append(loss[i, j].item())
-        out[str(path)] = {"all": loss.mean().item(),
-                          **{kind: {"loss": sum(v) / len(v), "positions": len(v)} for kind, v in sorted(by.items())},
-                          "by_previous_word": {kind: {"loss": sum(v) / len(v), "positions": len(v)}
-                                               for kind, v in sorted(by_previous.items())}}
+        out[name] = {"all": loss.mean().item(),
+                     **{kind: {"loss": sum(v) / len(v), "positions": len(v)} for kind, v in sorted(by.items())},
+                     "by_previous_word": {kind: {"loss": sum(v) / len(v), "positions": len(v)}
+                                          for kind, v in sorted(by_previous.items())}}
     return out
 
 
@@ -124,44 +118,26 @@ def first_word_kl(config: corpus.CorpusConfig, n_words: int, n_documents: int = 
             "missing_in_other": missing}
 
 
-def by_kind_breakdown(paths: list[Path], n: int) -> dict:
-    """Loss by planted passage kind and by first word / rest of passage, for each model, on `n` planted texts;
-    `contribution`: the kind's share of the mean per-word difference from the first model."""
-    texts = passages_of = None
-    losses = {}
-    for path in paths:
-        lm = load_lm(path)
-        if texts is None:
-            rng = random.Random(SEED)
-            texts, passages_of = [], []
-            for _ in range(n):
-                passages: list = []
-                texts.append(corpus.training_document(rng, lm.model.cfg.n_ctx - 1, None, passages))
-                passages_of.append(passages)
-        tokens = torch.tensor([lm.tokenizer.encode(" ".join(w)) for w in texts])
-        losses[str(path)] = per_token_loss(lm.model, tokens)  # [n, n_words]: index j predicts word j
-    labels = []
+def by_kind_breakdown(texts: list[list[str]], passages_of: list[list], losses: dict, reference: str) -> dict:
+    """Loss by planted passage kind and by first word / rest of passage, for each model, from the per-word
+    `losses` (name → [n, n_words], index j predicts word j) of `texts`, whose passages `passages_of` records;
+    `contribution`: the kind's share of the mean per-word difference from the `reference` model."""
+    flat = []
     for words, passages in zip(texts, passages_of):
-        row = []
         starts = {start: kind for kind, start in passages}
         kind = None
         for j in range(len(words)):
             kind = starts.get(j, kind)
-            row.append(f"{kind} {'first' if j in starts else 'rest'}")
-        labels.append(row)
-    flat = [label for row in labels for label in row]
+            flat.append(f"{kind} {'first' if j in starts else 'rest'}")
     masks = {label: torch.tensor([x == label for x in flat]) for label in sorted(set(flat))}
-    reference = str(paths[0])
     out = {}
     for name, loss in losses.items():
         values = loss.reshape(-1)
         diff = values - losses[reference].reshape(-1)
-        groups = {}
-        for label, mask in masks.items():
-            groups[label] = {"words": int(mask.sum()), "loss": values[mask].mean().item(),
+        out[name] = {label: {"words": int(mask.sum()), "loss": values[mask].mean().item(),
                              "minus_reference": diff[mask].mean().item(),
                              "contribution": (diff[mask].sum() / len(diff)).item()}
-        out[name] = groups
+                     for label, mask in masks.items()}
     return out
 
 
@@ -175,30 +151,34 @@ def main() -> None:
                    help="also the loss by passage kind, first word or rest (see the module doc)")
     args = p.parse_args()
     torch.set_num_threads(2)
-    losses = {}
-    texts = None
-    for path in args.models:
-        lm = load_lm(path)
-        if texts is None:  # the same words for every model (each encodes them with its own tokenizer)
-            rng = random.Random(SEED)
-            texts = [" ".join(corpus.training_document(rng, lm.model.cfg.n_ctx - 1)) for _ in range(args.n)]
-        tokens = torch.tensor([lm.tokenizer.encode(text) for text in texts])
-        losses[str(path)] = per_sequence_loss(lm.model, tokens)
+    lms = {str(path): load_lm(path) for path in args.models}
     reference = str(args.models[0])
+    # The same words for every model (each encodes them with its own tokenizer), scored once per model.
+    rng = random.Random(SEED)
+    n_words = lms[reference].model.cfg.n_ctx - 1
+    texts, passages_of = [], []
+    for _ in range(args.n):
+        passages: list = []
+        texts.append(corpus.training_document(rng, n_words, None, passages))
+        passages_of.append(passages)
+    token_losses = {name: per_token_loss(lm.model, torch.tensor([lm.tokenizer.encode(" ".join(w)) for w in texts]))
+                    for name, lm in lms.items()}
     rows = []
-    for name, loss in losses.items():
-        diff = loss - losses[reference]
+    for name, tokens in token_losses.items():
+        loss = tokens.mean(-1)
+        diff = loss - token_losses[reference].mean(-1)
         rows.append({"model": name, "loss": loss.mean().item(), "loss_se": (loss.std() / len(loss) ** 0.5).item(),
                      "minus_reference": diff.mean().item(), "minus_reference_se": (diff.std() / len(diff) ** 0.5).item()})
     result = {"reference": reference, "n_sequences": args.n, "seed": SEED, "rows": rows}
     if args.ordinary:
-        result["ordinary"] = ordinary_breakdown(args.models, min(args.n, 512))
+        result["ordinary"] = ordinary_breakdown(lms, min(args.n, 512))
     if args.by_kind:
-        result["by_kind"] = by_kind_breakdown(args.models, min(args.n, 1024))
-        last = load_lm(args.models[-1])
+        k = min(args.n, 1024)
+        result["by_kind"] = by_kind_breakdown(texts[:k], passages_of[:k],
+                                              {name: loss[:k] for name, loss in token_losses.items()}, reference)
+        last = lms[str(args.models[-1])]
         config = corpus.corpus_config_from_options(last.config.get("train_options"))
-        result["first_word_kl"] = (first_word_kl(config, last.model.cfg.n_ctx - 1)
-                                   if config.kind != "planted" else None)
+        result["first_word_kl"] = first_word_kl(config, n_words) if config.kind != "planted" else None
     if args.json:
         print(json.dumps(result, indent=1))
         return

@@ -189,18 +189,33 @@ def weights_digest(*folders: str | Path | None) -> str:
     return h.hexdigest()
 
 
-def remove_job_outputs(out_dir: str | Path, extra: tuple[str, ...] = ()) -> None:
-    """Before a job replaces (--force) an earlier job's folder: delete what that job wrote — each item's
-    `<slug>.json` named by a record in `.interp-job/prompts/`, the records, and the `extra` files or folders —
-    so that none of its files outlives it beside the new ones (a feature card of a feature the new graphs do not
-    have, a graph of a prompt the recipe no longer holds). Files the earlier job did not write stay."""
+# What each job writes into its folder besides `.interp-job/`, for `replace_earlier_job`: a recipe writes one
+# `<slug>.json` per prompt (named by its record in `.interp-job/prompts/`), `features/` and `summary.json`; a feature
+# job one `<global index>.json` card per feature.
+RECIPE_OUTPUTS = ("features", "summary.json")
+
+
+def replace_earlier_job(out_dir: str | Path) -> None:
+    """Before a job writes into a folder an earlier job wrote (--force, or other inputs): delete what that job wrote,
+    by the kind its manifest names, so that none of its files outlives it beside the new ones (a feature card of a
+    feature the new graphs or dictionaries do not have, a graph of a prompt the recipe no longer holds). Files the
+    earlier job did not write stay. Call it after the new job's inputs are checked, before it writes."""
     out_dir = Path(out_dir)
+    try:
+        earlier = json.loads(manifest_path(out_dir).read_text(encoding="utf-8")).get("job")
+    except (OSError, ValueError, AttributeError):
+        return  # no earlier job (or no readable manifest): nothing is known to be its output
+    if earlier == "features":
+        for card in out_dir.glob("*.json"):
+            if card.stem.isdigit():
+                card.unlink()
+        return
     records = out_dir / MANIFEST_DIR / "prompts"
     if records.is_dir():
         for record in records.glob("*.json"):
             (out_dir / record.name).unlink(missing_ok=True)
         shutil.rmtree(records)
-    for name in extra:
+    for name in RECIPE_OUTPUTS:
         path = out_dir / name
         if path.is_dir():
             shutil.rmtree(path)

@@ -169,3 +169,19 @@ def test_a_recipe_rerun_on_retrained_weights_does_not_resume_from_the_old_graphs
     code, _, err = run_cli("extract", "--recipe", recipe, "--out-dir", out, "--quiet")
     assert code == 2 and "holds the files of another job" in err, err
     assert (out / "r-00.json").read_bytes() == before
+
+
+def test_force_over_an_earlier_feature_job_leaves_none_of_its_cards(run_cli, lm, tmp_path):
+    out = tmp_path / "cards"
+    code, _, err = run_cli("features", lm, "--tokens", "64", "--out-dir", out, "--quiet")
+    assert code == 0, err
+    (out / "999.json").write_text("{}")     # a card of a feature the new dictionaries will not have
+    (out / "notes.txt").write_text("mine")  # not written by the job
+    _refused(run_cli("features", lm, "--tokens", "96", "--out-dir", out, "--quiet"), (out / "notes.txt", b"mine"))
+    code, _, err = run_cli("features", lm, "--tokens", "96", "--out-dir", out, "--quiet", "--force")
+    assert code == 0, err
+    fresh = tmp_path / "fresh"                # the same job into an empty folder: the cards it writes
+    code, _, err = run_cli("features", lm, "--tokens", "96", "--out-dir", fresh, "--quiet")
+    assert code == 0, err
+    assert sorted(p.name for p in out.glob("*.json")) == sorted(p.name for p in fresh.glob("*.json"))  # no 999
+    assert (out / "notes.txt").read_text() == "mine"

@@ -313,7 +313,7 @@ def run_feature_job(model: str | Path, out_dir: str | Path, corpus: str = GENERA
     from tqdm import tqdm
 
     from interp.io import write_json
-    from interp.jobs import WorkerPool, check_job_folder, write_manifest
+    from interp.jobs import WorkerPool, check_job_folder, replace_earlier_job, write_manifest
 
     if tokens < 1:
         raise InterpError(f"--tokens must be ≥ 1, got {tokens}")
@@ -328,7 +328,7 @@ def run_feature_job(model: str | Path, out_dir: str | Path, corpus: str = GENERA
     manifest = feature_manifest(Path(model), Path(transcoders) if transcoders else None,
                                 Path(attn_saes) if attn_saes else None, graph_mode, corpus, tokens, shard_tokens,
                                 seed, device, dtype)
-    check_job_folder(out_dir, manifest, force)
+    same_job = check_job_folder(out_dir, manifest, force)
     threads = 1 if ray is not None else None
     args = (model, transcoders, attn_saes, graph_mode, device, dtype, seed, threads, allow_mismatch)
     start = time.perf_counter()
@@ -342,6 +342,8 @@ def run_feature_job(model: str | Path, out_dir: str | Path, corpus: str = GENERA
             # The driver reads the file (one shard at a time) with the model's tokenizer.
             [(_, tokenizer)] = list(pool.map("tokenizer", [None]))
             shards = file_shards(Path(corpus), tokenizer, n_ctx, n_windows, shard_windows)
+        if not same_job:
+            replace_earlier_job(out_dir)
         write_manifest(out_dir, manifest)
         map_start = time.perf_counter()         # the workers have loaded the model: time the map alone
         state: FeatureStats | None = None

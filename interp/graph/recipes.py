@@ -191,12 +191,11 @@ class RecipeWorker:
         return feature_cards(self.setup.replacement, set(features), corpus, self.setup.vocab)
 
 
-def recipe_manifest(recipe_path: str | Path, device: str, dtype: torch.dtype | None) -> dict[str, Any]:
-    """What makes two runs the same job: the recipe's bytes, the weights it names, device and dtype (not where it
-    ran)."""
+def recipe_manifest(recipe_path: str | Path, recipe: Recipe, device: str, dtype: torch.dtype | None) -> dict[str, Any]:
+    """What makes two runs the same job: the recipe's bytes, the weights it names (`recipe`, as read from
+    `recipe_path`), device and dtype (not where it ran)."""
     from interp.jobs import file_digest, weights_digest
 
-    recipe = read_recipe(recipe_path)
     return {"job": "extract --recipe", "recipe": Path(recipe_path).name, "recipe_sha256": file_digest(recipe_path),
             "weights_sha256": weights_digest(recipe.model, recipe.transcoders, recipe.attn_saes),
             "device": device, "dtype": str(dtype) if dtype is not None else None}
@@ -224,13 +223,12 @@ def run_recipe(recipe_path: str | Path, out_dir: str | Path, progress: bool = Tr
     With `ray` (an address, or `interp.jobs.LOCAL`) each prompt is one task on Ray actors that load the model
     once each; the files are the same bytes as without. A rerun into the same folder (the manifest in
     `out_dir/.interp-job/` says the same recipe) skips the prompts whose graph and record are whole."""
-    from interp.jobs import MANIFEST_DIR, WorkerPool, check_job_folder, manifest_path, remove_job_outputs, write_manifest
+    from interp.jobs import MANIFEST_DIR, WorkerPool, check_job_folder, replace_earlier_job, write_manifest
 
     recipe = read_recipe(recipe_path)
     out_dir = Path(out_dir)
-    manifest = recipe_manifest(recipe_path, device, dtype)
+    manifest = recipe_manifest(recipe_path, recipe, device, dtype)
     resume = check_job_folder(out_dir, manifest, force)
-    replacing = not resume and manifest_path(out_dir).is_file()  # --force over an earlier recipe's folder
     results: dict[int, PromptResult] = {}
     if resume:
         for i in range(len(recipe.prompts)):
@@ -241,8 +239,8 @@ def run_recipe(recipe_path: str | Path, out_dir: str | Path, progress: bool = Tr
     threads = 1 if ray is not None else None
     with WorkerPool(RecipeWorker, (recipe, device, dtype, threads), ray=ray, n_workers=workers) as pool:
         list(pool.map("check", [None]))         # every prompt, before anything is written
-        if replacing:
-            remove_job_outputs(out_dir, ("features", "summary.json"))
+        if not resume:
+            replace_earlier_job(out_dir)
         write_manifest(out_dir, manifest)
         bar = tqdm(total=len(recipe.prompts), initial=len(results), desc=f"recipe {recipe.name}",
                    disable=not progress)
